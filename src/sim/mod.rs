@@ -1,0 +1,1 @@
+//! The built-in bunq partner API simulator (placeholder, replaced by the simulator work).
