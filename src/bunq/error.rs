@@ -1,0 +1,187 @@
+//! Typed errors of the bunq client and how the batch engine should treat each one.
+
+use std::time::Duration;
+
+/// How the engine must react to a failed call (bunq-api.md §5, §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// bunq did not act on the request (429, 491, 5xx on a read, connection refused):
+    /// sending it again is safe.
+    Retryable,
+    /// The request may have reached bunq and been acted on (timeout or reset after sending,
+    /// 5xx or a lost/tampered response on a POST). bunq has no idempotency key, so the row must
+    /// be looked up by `external_uuid` before any new POST.
+    Ambiguous,
+    /// bunq refused the request for a reason a retry will not change.
+    Permanent,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The connection could not be made, so nothing was sent.
+    #[error("could not connect to bunq: {0}")]
+    NotSent(String),
+    /// The request was (or may have been) sent, but no complete answer came back.
+    #[error("no complete answer from bunq ({0})")]
+    MaybeSent(String),
+    /// bunq answered 429. `limit` is what its text states ("X calls per Y second").
+    #[error("rate limited by bunq: {description}")]
+    RateLimited { description: String, limit: Option<RateLimitText>, response_id: Option<String> },
+    /// Any other non-2xx answer, with bunq's own text.
+    #[error("bunq answered {status}: {description}")]
+    Status { status: u16, description: String, response_id: Option<String> },
+    /// A response whose `X-Bunq-Server-Signature` is missing or does not verify: it may have been
+    /// tampered with or intercepted, so its content is not trusted (bunq-api.md §3.2).
+    #[error("bunq's response signature {0}; the response was not trusted")]
+    BadResponseSignature(&'static str),
+    /// A 2xx body that is not the documented envelope.
+    #[error("unexpected response from bunq: {0}")]
+    UnexpectedBody(String),
+    #[error("could not sign the request: {0}")]
+    Signing(#[from] super::signing::SigningError),
+}
+
+impl CallError {
+    /// Classifies the error for a call with the given method. Only POSTs create anything, so
+    /// only they can be ambiguous.
+    pub fn disposition(&self, is_post: bool) -> Disposition {
+        let ambiguous_if_post = if is_post { Disposition::Ambiguous } else { Disposition::Retryable };
+        match self {
+            CallError::NotSent(_) | CallError::RateLimited { .. } => Disposition::Retryable,
+            CallError::MaybeSent(_) | CallError::BadResponseSignature(_) | CallError::UnexpectedBody(_) => {
+                ambiguous_if_post
+            }
+            // 491 is maintenance: bunq turned the request away before acting on it.
+            CallError::Status { status: 491, .. } => Disposition::Retryable,
+            CallError::Status { status, .. } if *status >= 500 => ambiguous_if_post,
+            CallError::Status { .. } | CallError::Signing(_) => Disposition::Permanent,
+        }
+    }
+
+    /// True for bunq's answers to an expired or revoked session token (bunq-api.md §7; seen
+    /// with both 401 and 403 and both spellings, bunq-clients.md §1.5).
+    pub fn is_session_expired(&self) -> bool {
+        match self {
+            CallError::Status { status: 401 | 403, description, .. } => {
+                let text = description.to_ascii_lowercase();
+                text.contains("insufficient authorisation")
+                    || text.contains("insufficient authorization")
+                    || text.contains("insufficient authentication")
+            }
+            _ => false,
+        }
+    }
+
+    /// True for a 400 saying the `external_uuid` already exists. bunq does not document this
+    /// answer (bunq-api.md §6.5), so the engine looks the row up instead of failing it.
+    pub fn is_duplicate_external_uuid(&self) -> bool {
+        match self {
+            CallError::Status { status: 400 | 409 | 490, description, .. } => {
+                let text = description.to_ascii_lowercase();
+                text.contains("external_uuid")
+                    && (text.contains("already") || text.contains("exist") || text.contains("duplicate"))
+            }
+            _ => false,
+        }
+    }
+
+    /// bunq's `X-Bunq-Client-Response-Id`, for support tickets.
+    pub fn response_id(&self) -> Option<&str> {
+        match self {
+            CallError::RateLimited { response_id, .. } | CallError::Status { response_id, .. } => {
+                response_id.as_deref()
+            }
+            _ => None,
+        }
+    }
+
+    /// A short stable tag for logs and summaries.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::NotSent(_) => "connect",
+            CallError::MaybeSent(_) => "transport",
+            CallError::RateLimited { .. } => "rate-limited",
+            CallError::Status { status, .. } if *status >= 500 => "server",
+            CallError::Status { .. } => "rejected",
+            CallError::BadResponseSignature(_) => "response-signature",
+            CallError::UnexpectedBody(_) => "unexpected-body",
+            CallError::Signing(_) => "signing",
+        }
+    }
+}
+
+/// The limit bunq states in a 429 body: "You can do a maximum of X calls per Y second(s)".
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimitText {
+    pub calls: u32,
+    pub per: Duration,
+}
+
+impl RateLimitText {
+    /// Reads "... maximum of 5 calls per 3 second ..." (bunq-api.md §4 and §5.3).
+    pub fn parse(text: &str) -> Option<Self> {
+        let lower = text.to_ascii_lowercase();
+        let after_maximum = &lower[lower.find("maximum of")? + "maximum of".len()..];
+        let mut words = after_maximum.split_whitespace();
+        let calls: u32 = words.next()?.parse().ok()?;
+        if !words.next()?.starts_with("call") || words.next()? != "per" {
+            return None;
+        }
+        let seconds: f64 = words.next()?.parse().ok()?;
+        if calls == 0 || !(seconds > 0.0 && seconds.is_finite()) {
+            return None;
+        }
+        Some(Self { calls, per: Duration::from_secs_f64(seconds) })
+    }
+
+    /// The even spacing between calls that stays inside the stated limit.
+    pub fn interval(&self) -> Duration {
+        self.per / self.calls
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bunqs_429_text() {
+        let limit = RateLimitText::parse(
+            "Too many requests. You can do a maximum of 3 calls per 3 second to this endpoint.",
+        )
+        .unwrap();
+        assert_eq!(limit, RateLimitText { calls: 3, per: Duration::from_secs(3) });
+        assert_eq!(limit.interval(), Duration::from_secs(1));
+        let plural = RateLimitText::parse("You can do a maximum of 1 calls per 30 seconds").unwrap();
+        assert_eq!(plural.per, Duration::from_secs(30));
+        assert_eq!(RateLimitText::parse("Too many requests."), None);
+        assert_eq!(RateLimitText::parse("maximum of 0 calls per 3 second"), None);
+    }
+
+    #[test]
+    fn post_failures_that_may_have_committed_are_ambiguous() {
+        let server = CallError::Status { status: 500, description: "x".into(), response_id: None };
+        assert_eq!(server.disposition(true), Disposition::Ambiguous);
+        assert_eq!(server.disposition(false), Disposition::Retryable);
+        let maintenance = CallError::Status { status: 491, description: "x".into(), response_id: None };
+        assert_eq!(maintenance.disposition(true), Disposition::Retryable);
+        assert_eq!(CallError::MaybeSent("reset".into()).disposition(true), Disposition::Ambiguous);
+        assert_eq!(CallError::NotSent("refused".into()).disposition(true), Disposition::Retryable);
+        let bad_request = CallError::Status { status: 400, description: "x".into(), response_id: None };
+        assert_eq!(bad_request.disposition(true), Disposition::Permanent);
+    }
+
+    #[test]
+    fn recognises_session_expiry_and_duplicate_texts() {
+        let expired =
+            CallError::Status { status: 403, description: "Insufficient authentication.".into(), response_id: None };
+        assert!(expired.is_session_expired());
+        let duplicate = CallError::Status {
+            status: 400,
+            description: "Provision with external_uuid 1 already exists.".into(),
+            response_id: None,
+        };
+        assert!(duplicate.is_duplicate_external_uuid());
+        assert!(!duplicate.is_session_expired());
+    }
+}

@@ -1,0 +1,12 @@
+//! The bunq partner API client: auth context, signing, requests and typed errors.
+
+pub mod client;
+pub mod context;
+pub mod error;
+pub mod signing;
+pub mod wire;
+
+pub use client::{ApiKey, BunqClient, ClientConfig, ConnectError, Environment, ListFilter, ProvisionPage};
+pub use context::ContextStore;
+pub use error::{CallError, Disposition, RateLimitText};
+pub use wire::{BodyFormat, Provision, ProvisionRequest};

@@ -1,0 +1,264 @@
+//! The command line: subcommands, flags and their help text, and how flags become settings
+//! (the API key from the environment or a file, durations, rates).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::bunq::{ApiKey, BodyFormat, Environment};
+use crate::input::{InputOptions, ValidateArgs};
+use crate::sim::SimOptions;
+
+/// Onboard whole user lists into bunq through the partner API.
+///
+/// Reads a CSV of users, validates every row locally, provisions the valid ones with
+/// POST /v1/partner-user-provision through a bounded, rate-limited stream, and writes a results
+/// CSV row by row. Rerunning with the same results file skips what already succeeded and never
+/// provisions a user twice.
+///
+/// Try it without a bunq account: bunq-onboard provision samples/users.csv --simulate
+#[derive(Debug, Parser)]
+#[command(name = "bunq-onboard", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// More log detail on stderr (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Provision every valid row of a users CSV, writing a results CSV (resumable).
+    Provision(Box<ProvisionArgs>),
+    /// Check a users CSV without sending anything: problems grouped by rule, exit 0 if clean.
+    Validate(ValidateArgs),
+    /// Fetch the state of provisioned users listed in a results file (ready, pending, failed).
+    Status(Box<crate::status::StatusArgs>),
+    /// Run the built-in bunq partner API simulator on a local port (for tests and rehearsals).
+    Simulate(SimulateArgs),
+}
+
+/// Where and how to reach bunq. The API key is read from BUNQ_API_KEY or --api-key-file,
+/// never from the command line, where other users could read it from the process list.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// bunq partner environment: sandbox (partner-api.sandbox.bunq.com) or production
+    /// (api.partner.bunq.com).
+    #[arg(long, value_enum, default_value_t = Environment::Sandbox)]
+    pub env: Environment,
+
+    /// API base URL instead of --env's, e.g. a simulator's. Must be https, or http to a
+    /// loopback address.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// File holding the partner API key (first line). Without it, BUNQ_API_KEY is read.
+    #[arg(long, value_name = "PATH")]
+    pub api_key_file: Option<PathBuf>,
+
+    /// Auth context file (installation key, tokens, session), created with mode 0600 and
+    /// reused by later runs against the same URL and key.
+    #[arg(long, value_name = "PATH", default_value = "bunq-context.json")]
+    pub context: PathBuf,
+
+    /// Provision body shape: pointer (doc.bunq.com chapter 2) or flat (newer partner docs).
+    #[arg(long, value_enum, default_value_t = BodyFormat::Pointer)]
+    pub body_format: BodyFormat,
+
+    /// Timeout for one request, e.g. 30s. A provision POST that times out is looked up at
+    /// bunq before it is ever sent again.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Least time between two session-server calls (bunq allows one per 30 s).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, hide = true)]
+    pub session_min_interval: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ProvisionArgs {
+    /// The users CSV (see README: columns email / phone_number / name / external_uuid / products).
+    pub input: PathBuf,
+
+    /// Results CSV, appended row by row and read back on reruns.
+    /// [default: <input stem>.results.csv beside the input]
+    #[arg(long, value_name = "PATH")]
+    pub results: Option<PathBuf>,
+
+    /// Also write invalid and failed rows, with their original cells plus line and error
+    /// columns, to this file: fix the cells and provision that file to finish the job.
+    #[arg(long, value_name = "PATH")]
+    pub errors: Option<PathBuf>,
+
+    /// Run against the built-in simulator instead of bunq: no key, no network.
+    #[arg(long)]
+    pub simulate: bool,
+
+    /// Requests in flight at most.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: u16,
+
+    /// Provision POSTs per second across all workers, evenly spaced; "5/3" means 5 per 3 s.
+    /// 0 = unpaced. [default: 5/3, bunq's documented POST limit]
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+
+    /// Lookup GETs per second (reconciliation). [default: 3/3, bunq's documented GET limit]
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub lookup_rate: Option<f64>,
+
+    /// Attempts per row before it is recorded as failed (429s do not count).
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+
+    /// Stop starting new rows after N failed rows; rows in flight finish and are recorded.
+    #[arg(long, value_name = "N")]
+    pub max_errors: Option<u64>,
+
+    /// Validate, build the exact request bodies and (with a key) look up which rows already
+    /// exist at bunq, without creating anything. Writes <results>.dry-run.csv.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// With --dry-run: print the first N request bodies.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub show_payloads: usize,
+
+    /// Prefix results/error cells that a spreadsheet would run as a formula (= + - @) with '.
+    /// Our own files are read back without it, so +31… numbers round-trip.
+    #[arg(long)]
+    pub excel_safe: bool,
+
+    /// No progress display.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Print the final summary as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// First retry delay; later ones double, with full jitter.
+    #[arg(long, value_name = "DURATION", default_value = "250ms", value_parser = parse_duration, hide = true)]
+    pub backoff_base: Duration,
+
+    /// Longest retry delay.
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration, hide = true)]
+    pub backoff_cap: Duration,
+
+    #[command(flatten)]
+    pub input_options: InputOptions,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// Address to listen on; port 0 picks a free one. The base URL is printed as the first
+    /// line of stdout.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+
+    #[command(flatten)]
+    pub options: SimOptions,
+}
+
+/// Accepts `30`, `30s`, `1500ms`, `5m`, `1h 30m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<f64>() {
+        if seconds >= 0.0 && seconds.is_finite() {
+            return Ok(Duration::from_secs_f64(seconds));
+        }
+        return Err(format!("{text:?} is not a duration"));
+    }
+    humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a duration ({e}); try 30s, 500ms or 5m"))
+}
+
+/// Accepts `2.5` (per second) or `5/3` (5 per 3 seconds). Returns calls per second.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    let bad = || format!("{text:?} is not a rate; use calls per second (2.5) or calls/seconds (5/3)");
+    let rate = match text.split_once('/') {
+        Some((calls, seconds)) => {
+            let calls: f64 = calls.trim().parse().map_err(|_| bad())?;
+            let seconds: f64 = seconds.trim().trim_end_matches('s').parse().map_err(|_| bad())?;
+            if seconds <= 0.0 {
+                return Err(bad());
+            }
+            calls / seconds
+        }
+        None => text.trim().parse().map_err(|_| bad())?,
+    };
+    if rate.is_finite() && rate >= 0.0 { Ok(rate) } else { Err(bad()) }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiKeyError {
+    #[error(
+        "no API key: set BUNQ_API_KEY or pass --api-key-file PATH (or try --simulate, which needs none)"
+    )]
+    Missing,
+    #[error("could not read the API key file {path}: {source}")]
+    Unreadable { path: PathBuf, source: std::io::Error },
+    #[error("the API key file {0} is empty")]
+    Empty(PathBuf),
+}
+
+/// The key from `--api-key-file` or BUNQ_API_KEY. Whatever goes wrong, the message never
+/// contains the key.
+pub fn load_api_key(api: &ApiArgs) -> Result<ApiKey, ApiKeyError> {
+    if let Some(path) = &api.api_key_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ApiKeyError::Unreadable { path: path.clone(), source })?;
+        let key = text.lines().next().unwrap_or("").trim();
+        if key.is_empty() {
+            return Err(ApiKeyError::Empty(path.clone()));
+        }
+        warn_if_readable_by_others(path);
+        return Ok(ApiKey::new(key));
+    }
+    match std::env::var("BUNQ_API_KEY") {
+        Ok(key) if !key.trim().is_empty() => Ok(ApiKey::new(key.trim())),
+        _ => Err(ApiKeyError::Missing),
+    }
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(metadata) = std::fs::metadata(path)
+        && metadata.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!("the API key file {} can be read by other users; chmod 600 it", path.display());
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_path: &std::path::Path) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_and_rates_parse() {
+        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("1500ms").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert!(parse_duration("soon").is_err());
+        assert!((parse_rate("5/3").unwrap() - 5.0 / 3.0).abs() < 1e-9);
+        assert_eq!(parse_rate("2.5").unwrap(), 2.5);
+        assert_eq!(parse_rate("0").unwrap(), 0.0);
+        assert!(parse_rate("5/0").is_err());
+        assert!(parse_rate("-1").is_err());
+    }
+}

@@ -1,0 +1,253 @@
+//! The batch engine: streams the input through validation, skips what is done, reconciles
+//! what is unknown, provisions the rest through a bounded concurrent stream, and hands every
+//! outcome to the one task that owns the results file and the progress display.
+
+pub mod pacer;
+pub mod reconcile;
+pub mod retry;
+mod worker;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::bunq::{BodyFormat, BunqClient};
+use crate::input::{InputError, InputOptions, InputRow, UserReader};
+use crate::ledger::{LedgerError, LedgerWriter, ResumeIndex};
+use crate::report::RunSummary;
+pub use pacer::Pacer;
+pub use retry::Backoff;
+use worker::{RowJob, Worker};
+use writer::{Event, OutcomeWriter};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("could not write the error file {path}: {source}")]
+    ErrorFile { path: PathBuf, source: std::io::Error },
+    #[error("the input reader stopped unexpectedly: {0}")]
+    Reader(String),
+}
+
+/// Everything a provision run needs besides the client.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub input: PathBuf,
+    pub input_options: InputOptions,
+    pub results: PathBuf,
+    pub errors: Option<PathBuf>,
+    pub excel_safe: bool,
+    pub body_format: BodyFormat,
+    pub concurrency: usize,
+    /// Cap on provision POSTs per second; `None` = unpaced.
+    pub post_rate: Option<f64>,
+    /// Cap on lookup GETs per second; `None` = unpaced.
+    pub lookup_rate: Option<f64>,
+    pub max_attempts: u32,
+    pub max_errors: Option<u64>,
+    pub backoff: Backoff,
+    pub quiet: bool,
+    pub dry_run: bool,
+    pub show_payloads: usize,
+    /// The command line that continues this job, for the summary.
+    pub rerun_command: String,
+}
+
+/// Request counters shared by the workers.
+#[derive(Debug, Default)]
+pub struct RequestCounters {
+    pub posts: AtomicU64,
+    pub lookups: AtomicU64,
+    pub retries: AtomicU64,
+    pub rate_limited: AtomicU64,
+}
+
+/// Runs one provision job. `interrupt` is cancelled by the first Ctrl-C: no new rows start,
+/// rows in flight finish, the results file is compacted, and the summary says so.
+pub async fn run(
+    client: Option<Arc<BunqClient>>,
+    options: EngineOptions,
+    interrupt: CancellationToken,
+) -> Result<RunSummary, EngineError> {
+    let started = Instant::now();
+    let results_path = if options.dry_run { dry_run_path(&options.results) } else { options.results.clone() };
+    let index = ResumeIndex::load(&options.results)?;
+    if index.torn_tail {
+        info!("the results file ended in a torn line (the last run was killed mid-write); it is ignored");
+    }
+    let ledger_was_empty = index.rows_read == 0;
+
+    // First pass: count rows for the progress bar and collect the rows whose fate at bunq is
+    // unknown, so they can be reconciled in bulk before anything is sent.
+    let (total_rows, mut unknown) = survey(&options, &index, ledger_was_empty).await?;
+    unknown.sort_unstable();
+    unknown.dedup();
+
+    let counters = Arc::new(RequestCounters::default());
+    let post_pacer = Arc::new(Pacer::new(options.post_rate));
+    let lookup_pacer = Arc::new(Pacer::new(options.lookup_rate));
+    let bulk = match &client {
+        Some(client) if !unknown.is_empty() => {
+            let result =
+                reconcile::reconcile_bulk(client, &lookup_pacer, &unknown, options.max_attempts, &options.backoff)
+                    .await;
+            counters.lookups.fetch_add(result.requests, Ordering::Relaxed);
+            info!(
+                rows = unknown.len(),
+                requests = result.requests,
+                found = result.existing.len(),
+                "reconciled rows of unknown state with bunq's provision list"
+            );
+            result
+        }
+        _ => reconcile::BulkResult::default(),
+    };
+    drop(unknown);
+
+    if options.dry_run {
+        match std::fs::remove_file(&results_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(LedgerError::Write { path: results_path, source }.into()),
+        }
+    }
+    let ledger = LedgerWriter::open(&results_path, options.excel_safe)?;
+    let reader = UserReader::open(&options.input, &options.input_options)?;
+    let error_file = match &options.errors {
+        Some(path) => Some(
+            crate::input::ErrorFileWriter::create(path, reader.headers(), reader.delimiter(), options.excel_safe)
+                .map_err(|source| EngineError::ErrorFile { path: path.clone(), source })?,
+        ),
+        None => None,
+    };
+
+    // Stops starting rows: Ctrl-C (through `interrupt`) or --max-errors.
+    let stop = interrupt.child_token();
+    let (events, event_receiver) = mpsc::channel::<Event>(1024);
+    let writer = OutcomeWriter::new(ledger, error_file, options.quiet, total_rows, options.max_errors, stop.clone());
+    let writer_task = tokio::spawn(writer.run(event_receiver));
+
+    let (row_sender, row_receiver) = mpsc::channel::<Result<InputRow, InputError>>(256);
+    let reader_stop = stop.clone();
+    let reader_task = tokio::task::spawn_blocking(move || {
+        for row in reader {
+            if reader_stop.is_cancelled() || row_sender.blocking_send(row).is_err() {
+                break;
+            }
+        }
+    });
+
+    let worker = Arc::new(Worker {
+        client,
+        options: options.clone(),
+        index,
+        bulk,
+        ledger_was_empty,
+        post_pacer,
+        lookup_pacer,
+        counters: counters.clone(),
+        events: events.clone(),
+        stop: stop.clone(),
+        payloads_shown: AtomicU64::new(0),
+    });
+    let fatal_input = Arc::new(std::sync::Mutex::new(None));
+    let rows = futures::stream::unfold(row_receiver, |mut receiver| async move {
+        receiver.recv().await.map(|row| (row, receiver))
+    });
+    rows.take_while(|_| std::future::ready(!stop.is_cancelled()))
+        .map(|row| {
+            let worker = worker.clone();
+            let fatal_input = fatal_input.clone();
+            async move {
+                match row {
+                    Ok(row) => worker.handle(RowJob::from(row)).await,
+                    Err(e) => {
+                        *fatal_input.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                        worker.stop.cancel();
+                    }
+                }
+            }
+        })
+        .buffer_unordered(options.concurrency.max(1))
+        .for_each(|()| std::future::ready(()))
+        .await;
+    drop(worker);
+    drop(events);
+    reader_task.await.map_err(|e| EngineError::Reader(e.to_string()))?;
+    let tally = writer_task.await.map_err(|e| EngineError::Reader(e.to_string()))??;
+    if let Some(error) = fatal_input.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(error.into());
+    }
+
+    let interrupted = interrupt.is_cancelled();
+    let handled = tally.provisioned + tally.reconciled + tally.skipped + tally.failed + tally.invalid + tally.would_provision;
+    let mut summary = RunSummary {
+        rows: total_rows,
+        provisioned: tally.provisioned + tally.would_provision,
+        reconciled: tally.reconciled,
+        already_provisioned: tally.skipped,
+        failed: tally.failed,
+        invalid: tally.invalid,
+        unfinished: total_rows.saturating_sub(handled),
+        post_requests: counters.posts.load(Ordering::Relaxed),
+        lookup_requests: counters.lookups.load(Ordering::Relaxed),
+        rate_limited: counters.rate_limited.load(Ordering::Relaxed),
+        retries: counters.retries.load(Ordering::Relaxed),
+        elapsed_secs: started.elapsed().as_secs_f64(),
+        results_path,
+        errors_path: options.errors.clone().filter(|_| tally.failed + tally.invalid > 0),
+        interrupted,
+        stopped_by_max_errors: tally.stopped_by_max_errors,
+        dry_run: options.dry_run,
+        rerun_command: None,
+    };
+    if !options.dry_run && (summary.failed > 0 || summary.unfinished > 0 || interrupted) {
+        summary.rerun_command = Some(options.rerun_command.clone());
+    }
+    Ok(summary)
+}
+
+/// `users.results.csv` → `users.results.dry-run.csv`.
+pub fn dry_run_path(results: &std::path::Path) -> PathBuf {
+    let stem = results.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = stem.strip_suffix(".csv").unwrap_or(&stem).to_string();
+    results.with_file_name(format!("{stem}.dry-run.csv"))
+}
+
+/// Reads the input once, validating as the real pass will, to count rows and to list the
+/// valid rows whose state at bunq is unknown: recorded `pending`/`failed` by an earlier run,
+/// or every row when there is no results file to trust (first run, lost or foreign file).
+async fn survey(
+    options: &EngineOptions,
+    index: &ResumeIndex,
+    ledger_was_empty: bool,
+) -> Result<(u64, Vec<u128>), EngineError> {
+    let path = options.input.clone();
+    let input_options = options.input_options.clone();
+    // The index is borrowed, so the survey runs on this thread via block_in_place.
+    tokio::task::block_in_place(|| {
+        let mut total = 0u64;
+        let mut unknown = Vec::new();
+        for row in UserReader::open(&path, &input_options)? {
+            let row = row?;
+            total += 1;
+            if let Ok(user) = &row.checked {
+                let uuid = user.external_uuid;
+                if index.provision_id(&uuid).is_none() && (ledger_was_empty || index.is_unsettled(&uuid)) {
+                    unknown.push(uuid.as_u128());
+                }
+            }
+        }
+        Ok((total, unknown))
+    })
+}

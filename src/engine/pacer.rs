@@ -1,0 +1,155 @@
+//! The request pacer: spaces calls evenly under a cap and adapts to the limit bunq states in
+//! its 429 answers.
+//!
+//! bunq limits each endpoint per rolling window ("5 POSTs per 3 s", bunq-api.md §4) and says the
+//! exact limit in the 429 text. Spacing calls evenly (one slot every `interval`) never bursts a
+//! window; a 429 teaches the real interval, and quiet stretches creep back toward the cap.
+//! governor's quotas are fixed at construction, so this small pacer is written here instead.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::bunq::RateLimitText;
+
+/// After this many calls without a 429 the pacer tries a slightly shorter interval.
+const RECOVERY_EVERY: u32 = 50;
+/// How much shorter: 2 % per step, so recovery is slow and 429s stay rare.
+const RECOVERY_FACTOR: f64 = 0.98;
+/// Spacing kept above a limit bunq stated, so clock skew between us and bunq's window does
+/// not turn the exact limit into a stream of 429s.
+const STATED_LIMIT_MARGIN: f64 = 1.02;
+
+#[derive(Debug)]
+pub struct Pacer {
+    state: Mutex<PacerState>,
+}
+
+#[derive(Debug)]
+struct PacerState {
+    /// The fastest spacing ever allowed (the user's `--rate`).
+    cap_interval: Duration,
+    /// The fastest spacing bunq's 429 texts allow, once one was seen.
+    learned_interval: Option<Duration>,
+    interval: Duration,
+    next_slot: Instant,
+    calls_since_change: u32,
+    rate_limited: u64,
+}
+
+impl Pacer {
+    /// `per_second` is the cap; `None` or a non-positive value means unpaced (tests and
+    /// benchmarks against a simulator without limits).
+    pub fn new(per_second: Option<f64>) -> Self {
+        let cap_interval = match per_second {
+            Some(rate) if rate > 0.0 && rate.is_finite() => Duration::from_secs_f64(1.0 / rate),
+            _ => Duration::ZERO,
+        };
+        Self {
+            state: Mutex::new(PacerState {
+                cap_interval,
+                learned_interval: None,
+                interval: cap_interval,
+                next_slot: Instant::now(),
+                calls_since_change: 0,
+                rate_limited: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PacerState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits for the next free slot. Slots are handed out in order, one per interval.
+    pub async fn acquire(&self) {
+        let slot = {
+            let mut state = self.lock();
+            let now = Instant::now();
+            let slot = state.next_slot.max(now);
+            state.next_slot = slot + state.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+
+    /// A call went through: after a quiet stretch, creep back toward the cap.
+    pub fn on_success(&self) {
+        let mut state = self.lock();
+        state.calls_since_change += 1;
+        if state.calls_since_change >= RECOVERY_EVERY {
+            state.calls_since_change = 0;
+            let floor = state.learned_interval.unwrap_or(state.cap_interval).max(state.cap_interval);
+            state.interval = state.interval.mul_f64(RECOVERY_FACTOR).max(floor);
+        }
+    }
+
+    /// bunq answered 429. Adopt the stated limit (with a small margin) and back off a little
+    /// beyond it; without a stated limit, halve the rate. The window is full right now, so the
+    /// next slot moves one interval out.
+    pub fn on_rate_limited(&self, stated: Option<RateLimitText>) {
+        let mut state = self.lock();
+        state.rate_limited += 1;
+        state.calls_since_change = 0;
+        let slower = match stated {
+            Some(limit) => {
+                let learned = limit.interval().mul_f64(STATED_LIMIT_MARGIN).max(state.cap_interval);
+                state.learned_interval = Some(learned);
+                state.interval.max(learned.mul_f64(1.25))
+            }
+            None => (state.interval * 2).max(Duration::from_millis(100)),
+        };
+        state.interval = slower;
+        let pause_until = Instant::now() + slower;
+        state.next_slot = state.next_slot.max(pause_until);
+    }
+
+    pub fn current_interval(&self) -> Duration {
+        self.lock().interval
+    }
+
+    pub fn rate_limited_count(&self) -> u64 {
+        self.lock().rate_limited
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn spaces_calls_at_the_cap() {
+        let pacer = Pacer::new(Some(10.0));
+        let start = Instant::now();
+        for _ in 0..5 {
+            pacer.acquire().await;
+        }
+        // Five slots at 100 ms spacing: the first is immediate, the fifth at 400 ms.
+        assert_eq!(start.elapsed(), Duration::from_millis(400));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn adopts_the_stated_limit_then_recovers_only_down_to_it() {
+        let pacer = Pacer::new(Some(1000.0));
+        pacer.on_rate_limited(RateLimitText::parse("maximum of 5 calls per 3 second"));
+        let learned = Duration::from_millis(600).mul_f64(STATED_LIMIT_MARGIN);
+        assert_eq!(pacer.current_interval(), learned.mul_f64(1.25));
+        for _ in 0..(RECOVERY_EVERY * 100) {
+            pacer.on_success();
+        }
+        assert_eq!(pacer.current_interval(), learned);
+        assert_eq!(pacer.rate_limited_count(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_stated_limit_halves_the_rate_and_recovers_to_the_cap() {
+        let pacer = Pacer::new(Some(100.0));
+        pacer.on_rate_limited(None);
+        assert_eq!(pacer.current_interval(), Duration::from_millis(100));
+        for _ in 0..(RECOVERY_EVERY * 200) {
+            pacer.on_success();
+        }
+        assert_eq!(pacer.current_interval(), Duration::from_millis(10));
+    }
+}

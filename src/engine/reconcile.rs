@@ -1,0 +1,164 @@
+//! Reconciliation: finding out whether bunq already holds a provision for a row, one row at a
+//! time or in bulk by paging through the provision list.
+//!
+//! bunq has no idempotency key (bunq-api.md §7); `external_uuid` and the list endpoint's
+//! `?external_uuid=` filter (§6.4) are the only way to tell whether a POST whose answer was lost
+//! created anything. GETs are limited to about 3 per 3 s, so many lookups are answered from
+//! 200-row list pages instead whenever that costs fewer requests.
+
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+
+use super::pacer::Pacer;
+use super::retry::Backoff;
+use crate::bunq::{BunqClient, CallError, ListFilter};
+
+/// bunq's page maximum (doc.bunq.com/basics/pagination).
+pub const PAGE_SIZE: u32 = 200;
+
+/// What bunq says about one uuid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Exists(u64),
+    Absent,
+}
+
+/// Looks one uuid up with the list filter, retrying what is safe to retry.
+pub async fn lookup_one(
+    client: &BunqClient,
+    pacer: &Pacer,
+    uuid: Uuid,
+    max_attempts: u32,
+    backoff: &Backoff,
+) -> Result<Lookup, CallError> {
+    let url = client.list_url(&ListFilter { external_uuid: Some(uuid), status: None, count: 10 });
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        pacer.acquire().await;
+        match client.list_page(&url).await {
+            Ok(page) => {
+                pacer.on_success();
+                let wanted = uuid.to_string();
+                // Oldest first: if bunq ever held two, the first one is the user's provision.
+                let found = page
+                    .provisions
+                    .iter()
+                    .filter(|p| p.external_uuid.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(&wanted)))
+                    .map(|p| p.id)
+                    .min();
+                return Ok(found.map_or(Lookup::Absent, Lookup::Exists));
+            }
+            Err(CallError::RateLimited { limit, .. }) if attempt < max_attempts.max(1) * 4 => {
+                pacer.on_rate_limited(limit);
+            }
+            Err(e) if e.disposition(false) == crate::bunq::Disposition::Retryable && attempt < max_attempts => {
+                tokio::time::sleep(backoff.delay(attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The outcome of a bulk reconciliation.
+#[derive(Debug, Default)]
+pub struct BulkResult {
+    /// uuids bunq already holds, with the provision id; sorted by uuid.
+    pub existing: Vec<(u128, u64)>,
+    /// uuids proven absent (the whole list was read); sorted.
+    pub absent: Vec<u128>,
+    /// Requests spent.
+    pub requests: u64,
+    pub pages: u64,
+}
+
+impl BulkResult {
+    pub fn existing_id(&self, uuid: &Uuid) -> Option<u64> {
+        let key = uuid.as_u128();
+        self.existing.binary_search_by_key(&key, |(u, _)| *u).ok().map(|i| self.existing[i].1)
+    }
+    pub fn is_absent(&self, uuid: &Uuid) -> bool {
+        self.absent.binary_search(&uuid.as_u128()).is_ok()
+    }
+}
+
+/// Pages through the whole provision list (newest first, 200 a page) and matches `wanted`
+/// (sorted uuids). It stops as soon as every wanted uuid is found, or once the pages read
+/// reach the number of uuids still unknown: from then on one lookup per row is cheaper, and
+/// those rows are left for per-row lookups. Cost: at most twice the cheaper of the two ways.
+pub async fn reconcile_bulk(
+    client: &BunqClient,
+    pacer: &Pacer,
+    wanted: &[u128],
+    max_attempts: u32,
+    backoff: &Backoff,
+) -> BulkResult {
+    let mut result = BulkResult::default();
+    if wanted.is_empty() {
+        return result;
+    }
+    let mut found = vec![false; wanted.len()];
+    let mut found_count = 0usize;
+    let mut url = Some(client.list_url(&ListFilter { external_uuid: None, status: None, count: PAGE_SIZE }));
+    let mut attempt = 0;
+    while let Some(page_url) = url.clone() {
+        if found_count == wanted.len() {
+            break;
+        }
+        if result.pages >= (wanted.len() - found_count) as u64 {
+            info!(pages = result.pages, "stopping the list scan: per-row lookups are cheaper for the rest");
+            return finish(result, wanted, &found, false);
+        }
+        pacer.acquire().await;
+        result.requests += 1;
+        match client.list_page(&page_url).await {
+            Ok(page) => {
+                pacer.on_success();
+                attempt = 0;
+                result.pages += 1;
+                for provision in &page.provisions {
+                    let Some(uuid) = provision.external_uuid.as_deref().and_then(|u| Uuid::parse_str(u).ok()) else {
+                        continue;
+                    };
+                    if let Ok(i) = wanted.binary_search(&uuid.as_u128()) {
+                        // Newest first: a later (older) page overwrites, keeping the first provision.
+                        if !found[i] {
+                            found[i] = true;
+                            found_count += 1;
+                        }
+                        result.existing.retain(|(u, _)| *u != wanted[i]);
+                        result.existing.push((wanted[i], provision.id));
+                    }
+                }
+                url = page.older_url;
+            }
+            Err(CallError::RateLimited { limit, .. }) => {
+                pacer.on_rate_limited(limit);
+                attempt += 1;
+                if attempt > 20 {
+                    warn!("the list scan keeps hitting bunq's rate limit; falling back to per-row lookups");
+                    return finish(result, wanted, &found, false);
+                }
+            }
+            Err(e) if e.disposition(false) == crate::bunq::Disposition::Retryable && attempt + 1 < max_attempts => {
+                attempt += 1;
+                tokio::time::sleep(backoff.delay(attempt)).await;
+            }
+            Err(e) => {
+                warn!("the list scan failed ({e}); the rows it did not reach are looked up one by one");
+                return finish(result, wanted, &found, false);
+            }
+        }
+    }
+    debug!(pages = result.pages, found = found_count, "list scan complete");
+    finish(result, wanted, &found, true)
+}
+
+fn finish(mut result: BulkResult, wanted: &[u128], found: &[bool], complete: bool) -> BulkResult {
+    result.existing.sort_unstable();
+    if complete {
+        result.absent = wanted.iter().zip(found).filter(|(_, f)| !**f).map(|(u, _)| *u).collect();
+    }
+    result
+}
+

@@ -1,0 +1,293 @@
+//! One row's way through the engine: skip, reconcile, or provision with retries, ending in
+//! exactly one outcome event.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info_span, warn, Instrument};
+
+use super::reconcile::{BulkResult, Lookup, lookup_one};
+use super::writer::{Event, Finish};
+use super::{EngineOptions, Pacer, RequestCounters};
+use crate::bunq::{BunqClient, CallError, Disposition, ProvisionRequest};
+use crate::input::{InputRow, ValidUser};
+use crate::ledger::{ResultRow, ResumeIndex, RowStatus, now_timestamp};
+
+pub struct RowJob {
+    pub row: InputRow,
+}
+
+impl From<InputRow> for RowJob {
+    fn from(row: InputRow) -> Self {
+        Self { row }
+    }
+}
+
+pub struct Worker {
+    pub client: Option<Arc<BunqClient>>,
+    pub options: EngineOptions,
+    pub index: ResumeIndex,
+    pub bulk: BulkResult,
+    pub ledger_was_empty: bool,
+    pub post_pacer: Arc<Pacer>,
+    pub lookup_pacer: Arc<Pacer>,
+    pub counters: Arc<RequestCounters>,
+    pub events: mpsc::Sender<Event>,
+    pub stop: CancellationToken,
+    pub payloads_shown: AtomicU64,
+}
+
+/// How a provisioning attempt sequence ended.
+enum Settled {
+    Done { status: RowStatus, finish: Finish, provision_id: Option<u64>, error: String, attempts: u32 },
+    /// The run is stopping; the row's last word in the results file stays `pending` (or nothing,
+    /// if no request was made), and the next run reconciles it.
+    Abandoned,
+}
+
+impl Worker {
+    pub async fn handle(&self, job: RowJob) {
+        let InputRow { line, cells, checked } = job.row;
+        let user = match checked {
+            Ok(user) => user,
+            Err(problem) => {
+                let row = ResultRow {
+                    line,
+                    external_uuid: problem.external_uuid,
+                    pointer_type: problem.pointer_type.map(|t| t.as_str().to_string()).unwrap_or_default(),
+                    pointer_value: problem.pointer_value.clone().unwrap_or_default(),
+                    status: RowStatus::Invalid,
+                    provision_id: None,
+                    error: problem.to_string(),
+                    attempts: 0,
+                    updated_at: now_timestamp(),
+                };
+                self.send(Event::Finished { row, finish: Finish::Invalid, cells: Some(cells) }).await;
+                return;
+            }
+        };
+        let uuid = user.external_uuid;
+        if self.index.provision_id(&uuid).is_some() {
+            self.send(Event::Skipped { line, uuid }).await;
+            return;
+        }
+        let span = info_span!("row", line, external_uuid = %uuid);
+        let settled = async {
+            if let Some(id) = self.bulk.existing_id(&uuid) {
+                return Settled::Done {
+                    status: RowStatus::Provisioned,
+                    finish: Finish::Reconciled,
+                    provision_id: Some(id),
+                    error: String::new(),
+                    attempts: 0,
+                };
+            }
+            if self.options.dry_run {
+                self.show_payload(&user);
+                return Settled::Done {
+                    status: RowStatus::WouldProvision,
+                    finish: Finish::WouldProvision,
+                    provision_id: None,
+                    error: String::new(),
+                    attempts: 0,
+                };
+            }
+            let Some(client) = &self.client else {
+                return Settled::Done {
+                    status: RowStatus::Failed,
+                    finish: Finish::Failed,
+                    provision_id: None,
+                    error: "no bunq client (internal error)".into(),
+                    attempts: 0,
+                };
+            };
+            let unknown_state = self.ledger_was_empty || self.index.is_unsettled(&uuid);
+            let needs_lookup = unknown_state && !self.bulk.is_absent(&uuid);
+            self.provision(client, line, &user, needs_lookup).await
+        }
+        .instrument(span)
+        .await;
+        if let Settled::Done { status, finish, provision_id, error, attempts } = settled {
+            let row = ResultRow {
+                line,
+                external_uuid: Some(uuid),
+                pointer_type: user.pointer.pointer_type.as_str().to_string(),
+                pointer_value: user.pointer.value.clone(),
+                status,
+                provision_id,
+                error,
+                attempts,
+                updated_at: now_timestamp(),
+            };
+            let cells = (status == RowStatus::Failed).then_some(cells);
+            self.send(Event::Finished { row, finish, cells }).await;
+        }
+    }
+
+    async fn send(&self, event: Event) {
+        // The writer only goes away after every worker is done, or after a fatal write error
+        // that already stopped the run; either way there is nobody left to tell.
+        let _ = self.events.send(event).await;
+    }
+
+    fn show_payload(&self, user: &ValidUser) {
+        let shown = self.payloads_shown.fetch_add(1, Ordering::Relaxed);
+        if (shown as usize) < self.options.show_payloads {
+            let body = request_for(user).to_body(self.options.body_format);
+            println!("POST /v1/partner-user-provision {}", String::from_utf8_lossy(&body));
+        }
+    }
+
+    /// The retry loop. Never two requests in flight for one row: each attempt awaits its answer.
+    async fn provision(&self, client: &BunqClient, line: u64, user: &ValidUser, mut needs_lookup: bool) -> Settled {
+        let uuid = user.external_uuid;
+        let max_attempts = self.options.max_attempts.max(1);
+        let mut attempts = 0u32;
+        let mut rate_limited_in_a_row = 0u32;
+        let mut intent_recorded = false;
+        let mut last_error = String::new();
+        loop {
+            if needs_lookup {
+                match self.lookup(client, uuid).await {
+                    Ok(Lookup::Exists(id)) => {
+                        return done_provisioned(Finish::Reconciled, id, attempts);
+                    }
+                    Ok(Lookup::Absent) => needs_lookup = false,
+                    Err(e) => {
+                        // Unknown state and no way to check: sending could create a duplicate.
+                        if self.stop.is_cancelled() {
+                            return Settled::Abandoned;
+                        }
+                        return done_failed(
+                            format!("could not check at bunq whether this user already exists: {e}"),
+                            attempts,
+                        );
+                    }
+                }
+            }
+            if attempts >= max_attempts {
+                return done_failed(last_error, attempts);
+            }
+            if self.stop.is_cancelled() && attempts > 0 {
+                return Settled::Abandoned;
+            }
+            if !intent_recorded {
+                if !self.record_intent(line, user).await {
+                    return Settled::Abandoned;
+                }
+                intent_recorded = true;
+            }
+            self.post_pacer.acquire().await;
+            attempts += 1;
+            if attempts > 1 {
+                self.counters.retries.fetch_add(1, Ordering::Relaxed);
+            }
+            self.counters.posts.fetch_add(1, Ordering::Relaxed);
+            let request = request_for(user);
+            let error = match client.create_provision(&request).await {
+                Ok(id) => {
+                    self.post_pacer.on_success();
+                    return done_provisioned(Finish::Provisioned, id, attempts);
+                }
+                Err(error) => error,
+            };
+            debug!(attempt = attempts, "provision attempt failed: {error}");
+            last_error = error.to_string();
+            if error.is_duplicate_external_uuid() {
+                // bunq already holds this uuid: ours from a lost answer, or an earlier run.
+                needs_lookup = true;
+                match self.lookup(client, uuid).await {
+                    Ok(Lookup::Exists(id)) => return done_provisioned(Finish::Reconciled, id, attempts),
+                    Ok(Lookup::Absent) => return done_failed(last_error, attempts),
+                    Err(e) => return done_failed(format!("{last_error}; the lookup that followed failed: {e}"), attempts),
+                }
+            }
+            match error.disposition(true) {
+                Disposition::Permanent => return done_failed(last_error, attempts),
+                Disposition::Retryable => {
+                    if let CallError::RateLimited { limit, .. } = &error {
+                        self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                        self.post_pacer.on_rate_limited(*limit);
+                        // A 429 means bunq did nothing; it does not use up an attempt unless
+                        // the limit keeps refusing us for a long time.
+                        rate_limited_in_a_row += 1;
+                        if rate_limited_in_a_row <= 20 {
+                            attempts -= 1;
+                        }
+                        continue;
+                    }
+                }
+                Disposition::Ambiguous => {
+                    warn!("the answer to a provision POST was lost ({error}); the row is looked up before any retry");
+                    needs_lookup = true;
+                }
+            }
+            rate_limited_in_a_row = 0;
+            if attempts >= max_attempts {
+                if needs_lookup {
+                    // Last chance to learn the truth before recording a failure.
+                    return match self.lookup(client, uuid).await {
+                        Ok(Lookup::Exists(id)) => done_provisioned(Finish::Reconciled, id, attempts),
+                        Ok(Lookup::Absent) => done_failed(last_error, attempts),
+                        Err(e) => done_failed(format!("{last_error}; the lookup that followed failed: {e}"), attempts),
+                    };
+                }
+                return done_failed(last_error, attempts);
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.options.backoff.delay(attempts)) => {}
+                () = self.stop.cancelled() => {
+                    if needs_lookup {
+                        continue;
+                    }
+                    return Settled::Abandoned;
+                }
+            }
+        }
+    }
+
+    async fn lookup(&self, client: &BunqClient, uuid: uuid::Uuid) -> Result<Lookup, CallError> {
+        self.counters.lookups.fetch_add(1, Ordering::Relaxed);
+        lookup_one(client, &self.lookup_pacer, uuid, self.options.max_attempts, &self.options.backoff).await
+    }
+
+    /// Writes the `pending` row and waits until it is on disk.
+    async fn record_intent(&self, line: u64, user: &ValidUser) -> bool {
+        let (ack, acked) = oneshot::channel();
+        let row = ResultRow {
+            line,
+            external_uuid: Some(user.external_uuid),
+            pointer_type: user.pointer.pointer_type.as_str().to_string(),
+            pointer_value: user.pointer.value.clone(),
+            status: RowStatus::Pending,
+            provision_id: None,
+            error: String::new(),
+            attempts: 0,
+            updated_at: now_timestamp(),
+        };
+        if self.events.send(Event::Pending { row, ack }).await.is_err() {
+            return false;
+        }
+        acked.await.unwrap_or(false)
+    }
+}
+
+fn done_provisioned(finish: Finish, id: u64, attempts: u32) -> Settled {
+    Settled::Done { status: RowStatus::Provisioned, finish, provision_id: Some(id), error: String::new(), attempts }
+}
+
+fn done_failed(error: String, attempts: u32) -> Settled {
+    Settled::Done { status: RowStatus::Failed, finish: Finish::Failed, provision_id: None, error, attempts }
+}
+
+fn request_for(user: &ValidUser) -> ProvisionRequest<'_> {
+    ProvisionRequest {
+        external_uuid: user.external_uuid,
+        pointer_type: user.pointer.pointer_type.as_str(),
+        pointer_value: &user.pointer.value,
+        pointer_name: &user.pointer.name,
+        products: user.products.iter().map(|p| p.as_str()).collect(),
+    }
+}

@@ -1,0 +1,151 @@
+//! The one task that owns the results file, the error file and the progress display. Workers
+//! send it outcomes over a channel; it writes and flushes each before taking the next.
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::error;
+
+use super::EngineError;
+use crate::input::ErrorFileWriter;
+use crate::ledger::{LedgerWriter, ResultRow, RowStatus};
+use crate::report::{Counts, Progress};
+
+/// How a finished row ended, for counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// bunq answered a POST of this run with an id.
+    Provisioned,
+    /// A lookup found the provision at bunq; no POST was needed (or the POST's answer was lost).
+    Reconciled,
+    Failed,
+    Invalid,
+    /// Dry run: the row is valid and would be sent.
+    WouldProvision,
+}
+
+pub enum Event {
+    /// Record intent before the first POST of a row; the worker waits for the ack so the row is
+    /// on disk before the request leaves.
+    Pending { row: ResultRow, ack: oneshot::Sender<bool> },
+    Finished { row: ResultRow, finish: Finish, cells: Option<csv::StringRecord> },
+    /// Already provisioned per the results file: nothing is written now.
+    Skipped { line: u64, uuid: uuid::Uuid },
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    pub provisioned: u64,
+    pub reconciled: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub invalid: u64,
+    pub would_provision: u64,
+    pub stopped_by_max_errors: bool,
+}
+
+pub struct OutcomeWriter {
+    ledger: LedgerWriter,
+    error_file: Option<ErrorFileWriter>,
+    progress: Progress,
+    total: u64,
+    max_errors: Option<u64>,
+    stop: CancellationToken,
+    tally: Tally,
+}
+
+impl OutcomeWriter {
+    pub fn new(
+        ledger: LedgerWriter,
+        error_file: Option<ErrorFileWriter>,
+        quiet: bool,
+        total: u64,
+        max_errors: Option<u64>,
+        stop: CancellationToken,
+    ) -> Self {
+        Self {
+            ledger,
+            error_file,
+            progress: Progress::new(quiet, total),
+            total,
+            max_errors,
+            stop,
+            tally: Tally::default(),
+        }
+    }
+
+    /// Runs until every sender is gone, then compacts the results file. A write failure stops
+    /// the run: an outcome that cannot be recorded must not be followed by more requests.
+    pub async fn run(mut self, mut events: mpsc::Receiver<Event>) -> Result<Tally, EngineError> {
+        let mut failure: Option<EngineError> = None;
+        while let Some(event) = events.recv().await {
+            if failure.is_some() {
+                if let Event::Pending { ack, .. } = event {
+                    let _ = ack.send(false);
+                }
+                continue;
+            }
+            if let Err(e) = self.handle(event) {
+                error!("{e}; stopping the run");
+                self.stop.cancel();
+                failure = Some(e);
+            }
+        }
+        self.progress.finish();
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        self.ledger.compact()?;
+        Ok(self.tally)
+    }
+
+    fn handle(&mut self, event: Event) -> Result<(), EngineError> {
+        match event {
+            Event::Pending { row, ack } => {
+                let written = self.ledger.append(&row);
+                let _ = ack.send(written.is_ok());
+                written?;
+                return Ok(());
+            }
+            Event::Skipped { line, uuid } => {
+                self.ledger.note_skipped(line, uuid);
+                self.tally.skipped += 1;
+            }
+            Event::Finished { row, finish, cells } => {
+                self.ledger.append(&row)?;
+                if let (Some(errors), Some(cells)) = (&mut self.error_file, &cells)
+                    && matches!(row.status, RowStatus::Failed | RowStatus::Invalid)
+                {
+                    errors.write(row.line, cells, &row.error).map_err(|source| EngineError::ErrorFile {
+                        path: std::path::PathBuf::from("--errors"),
+                        source,
+                    })?;
+                }
+                match finish {
+                    Finish::Provisioned => self.tally.provisioned += 1,
+                    Finish::Reconciled => self.tally.reconciled += 1,
+                    Finish::Failed => self.tally.failed += 1,
+                    Finish::Invalid => self.tally.invalid += 1,
+                    Finish::WouldProvision => self.tally.would_provision += 1,
+                }
+                if finish == Finish::Failed
+                    && let Some(max) = self.max_errors
+                    && self.tally.failed >= max
+                    && !self.tally.stopped_by_max_errors
+                {
+                    self.tally.stopped_by_max_errors = true;
+                    self.stop.cancel();
+                }
+            }
+        }
+        let t = &self.tally;
+        self.progress.update(&Counts {
+            done: t.provisioned + t.reconciled + t.skipped + t.failed + t.invalid + t.would_provision,
+            total: self.total,
+            provisioned: t.provisioned + t.reconciled + t.would_provision,
+            failed: t.failed,
+            invalid: t.invalid,
+            skipped: t.skipped,
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,592 @@
+//! The results file: an append-only CSV log written row by row as outcomes arrive, the resume
+//! index read back from it, and the compaction that rewrites it to one row per record at the
+//! end of a run.
+//!
+//! The file is the only durable state of a run. Every row is flushed before the next outcome is
+//! handled, so a crash loses at most the rows in flight, and those were first recorded as
+//! `pending` (intent before action) so the next run knows to look them up at bunq.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use uuid::Uuid;
+
+use crate::input::{excel_escape, excel_unescape};
+
+/// The results CSV header, in contract order (README "Results file").
+pub const HEADER: [&str; 9] =
+    ["line", "external_uuid", "pointer_type", "pointer_value", "status", "provision_id", "error", "attempts", "updated_at"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("could not open the results file {path}: {source}")]
+    Open { path: PathBuf, source: io::Error },
+    #[error("could not write the results file {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("{path} is not a bunq-onboard results file: its header is {found:?}; pass another --results")]
+    ForeignHeader { path: PathBuf, found: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RowStatus {
+    /// bunq holds a provision for this row; `provision_id` is set.
+    Provisioned,
+    /// Every attempt failed or bunq refused the row; `error` says why. Retried on the next run.
+    Failed,
+    /// The row did not pass local validation and was never sent.
+    Invalid,
+    /// About to be sent (intent). If this is a row's last word, the run died while the request
+    /// was in flight: the next run looks the row up at bunq before sending anything.
+    Pending,
+    /// Dry run only (`*.dry-run.csv`): valid and not yet at bunq, so a real run would send it.
+    WouldProvision,
+}
+
+impl RowStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowStatus::Provisioned => "provisioned",
+            RowStatus::Failed => "failed",
+            RowStatus::Invalid => "invalid",
+            RowStatus::Pending => "pending",
+            RowStatus::WouldProvision => "would-provision",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "provisioned" => RowStatus::Provisioned,
+            "failed" => RowStatus::Failed,
+            "invalid" => RowStatus::Invalid,
+            "pending" => RowStatus::Pending,
+            "would-provision" => RowStatus::WouldProvision,
+            _ => return None,
+        })
+    }
+}
+
+/// One row of the results file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultRow {
+    pub line: u64,
+    pub external_uuid: Option<Uuid>,
+    pub pointer_type: String,
+    pub pointer_value: String,
+    pub status: RowStatus,
+    pub provision_id: Option<u64>,
+    pub error: String,
+    pub attempts: u32,
+    pub updated_at: String,
+}
+
+impl ResultRow {
+    fn from_record(record: &csv::StringRecord) -> Option<Self> {
+        if record.len() < HEADER.len() {
+            return None;
+        }
+        let cell = |i: usize| excel_unescape(record.get(i).unwrap_or("")).into_owned();
+        let status = RowStatus::parse(record.get(4)?.trim())?;
+        let provision_id = match record.get(5)?.trim() {
+            "" => None,
+            id => Some(id.parse().ok()?),
+        };
+        if status == RowStatus::Provisioned && provision_id.is_none() {
+            return None;
+        }
+        let uuid_text = record.get(1)?.trim();
+        let external_uuid = if uuid_text.is_empty() { None } else { Uuid::parse_str(uuid_text).ok() };
+        Some(ResultRow {
+            line: record.get(0)?.trim().parse().ok()?,
+            external_uuid,
+            pointer_type: cell(2),
+            pointer_value: cell(3),
+            status,
+            provision_id,
+            error: cell(6),
+            attempts: record.get(7)?.trim().parse().unwrap_or(0),
+            updated_at: cell(8),
+        })
+    }
+
+    /// Which earlier row this one replaces. Rows that reached bunq (or were meant to) are one
+    /// per user, so they are keyed by uuid; invalid rows are keyed by their line, so a duplicate
+    /// uuid's invalid second occurrence can never hide the provisioned first one.
+    fn key(&self) -> RowKey {
+        match (self.status, self.external_uuid) {
+            (RowStatus::Invalid, _) | (_, None) => RowKey::Line(self.line),
+            (_, Some(uuid)) => RowKey::Uuid(uuid.as_u128()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum RowKey {
+    Uuid(u128),
+    Line(u64),
+}
+
+pub fn now_timestamp() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// What an earlier run left: the uuids already provisioned (with their ids) and those whose
+/// fate at bunq is unknown (last seen `pending` or `failed`). Sorted vectors, not maps: a
+/// million finished rows cost 24 MB, not the 60+ MB a hash map would.
+#[derive(Debug, Default)]
+pub struct ResumeIndex {
+    provisioned: Vec<(u128, u64)>,
+    unsettled: Vec<u128>,
+    /// Rows read from the file (all statuses).
+    pub rows_read: u64,
+    /// A torn last line (the process died mid-write) was found and ignored.
+    pub torn_tail: bool,
+}
+
+impl ResumeIndex {
+    pub fn provision_id(&self, uuid: &Uuid) -> Option<u64> {
+        let key = uuid.as_u128();
+        self.provisioned.binary_search_by_key(&key, |(u, _)| *u).ok().map(|i| self.provisioned[i].1)
+    }
+
+    /// True when an earlier run may have sent this row without recording the answer.
+    pub fn is_unsettled(&self, uuid: &Uuid) -> bool {
+        self.unsettled.binary_search(&uuid.as_u128()).is_ok()
+    }
+
+    pub fn provisioned_count(&self) -> usize {
+        self.provisioned.len()
+    }
+
+    pub fn unsettled_count(&self) -> usize {
+        self.unsettled.len()
+    }
+
+    /// Loads the index from a results file; a missing file is an empty index.
+    pub fn load(path: &Path) -> Result<Self, LedgerError> {
+        let mut index = ResumeIndex::default();
+        let Some((mut reader, torn_tail)) = open_log_reader(path)? else { return Ok(index) };
+        index.torn_tail = torn_tail;
+        // Latest status per uuid; `provisioned` is final because a provisioned row is never sent again.
+        let mut latest: Vec<(u128, u64, RowStatus, u64)> = Vec::new();
+        let mut record = csv::StringRecord::new();
+        let mut order = 0u64;
+        while read_record(&mut reader, &mut record) {
+            let Some(row) = ResultRow::from_record(&record) else { continue };
+            index.rows_read += 1;
+            if row.status == RowStatus::Invalid {
+                continue;
+            }
+            if let Some(uuid) = row.external_uuid {
+                order += 1;
+                latest.push((uuid.as_u128(), order, row.status, row.provision_id.unwrap_or(0)));
+            }
+        }
+        latest.sort_unstable_by_key(|&(uuid, order, _, _)| (uuid, order));
+        for group in latest.chunk_by(|a, b| a.0 == b.0) {
+            let uuid = group[0].0;
+            if let Some(&(_, _, _, id)) = group.iter().rev().find(|e| e.2 == RowStatus::Provisioned) {
+                index.provisioned.push((uuid, id));
+            } else if matches!(group.last().map(|e| e.2), Some(RowStatus::Pending | RowStatus::Failed)) {
+                index.unsettled.push(uuid);
+            }
+        }
+        Ok(index)
+    }
+}
+
+
+type LogReader = csv::Reader<io::Take<File>>;
+
+/// Reads one record, skipping ones the csv parser rejects (a hand-mangled line).
+fn read_record(reader: &mut LogReader, record: &mut csv::StringRecord) -> bool {
+    loop {
+        match reader.read_record(record) {
+            Ok(more) => return more,
+            Err(e) if e.is_io_error() => return false,
+            Err(_) => continue,
+        }
+    }
+}
+
+/// Opens an existing log for reading after checking its header. The reader stops at the last
+/// newline: a torn last line (the process died mid-write) is never parsed, because a cut-off
+/// provision id would look like a valid one. Returns whether such a tail was found.
+fn open_log_reader(path: &Path) -> Result<Option<(LogReader, bool)>, LedgerError> {
+    let open_error = |source| LedgerError::Open { path: path.to_path_buf(), source };
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(open_error(e)),
+    };
+    let total_len = file.metadata().map_err(open_error)?.len();
+    let complete_len = complete_length(&mut file).map_err(open_error)?;
+    if complete_len == 0 {
+        return Ok(None);
+    }
+    file.seek(SeekFrom::Start(0)).map_err(open_error)?;
+    let mut reader = csv::ReaderBuilder::new().flexible(true).has_headers(true).from_reader(file.take(complete_len));
+    check_header(path, &mut reader)?;
+    Ok(Some((reader, complete_len < total_len)))
+}
+
+fn check_header<R: Read>(path: &Path, reader: &mut csv::Reader<R>) -> Result<(), LedgerError> {
+    let headers = reader.headers().map_err(|e| LedgerError::Open { path: path.to_path_buf(), source: io::Error::other(e) })?;
+    let found: Vec<&str> = headers.iter().map(|h| h.trim_start_matches('\u{feff}').trim()).collect();
+    if found != HEADER {
+        return Err(LedgerError::ForeignHeader { path: path.to_path_buf(), found: found.join(",") });
+    }
+    Ok(())
+}
+
+/// Length of the file up to and including its last newline.
+fn complete_length(file: &mut File) -> io::Result<u64> {
+    let mut end = file.metadata()?.len();
+    let mut buffer = [0u8; 8192];
+    while end > 0 {
+        let start = end.saturating_sub(buffer.len() as u64);
+        let chunk = &mut buffer[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(chunk)?;
+        if let Some(pos) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + pos as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+/// Appends rows to the results file, one flushed write per row, and compacts it at the end.
+pub struct LedgerWriter {
+    path: PathBuf,
+    writer: csv::Writer<File>,
+    excel_safe: bool,
+    /// Where this run's rows start: everything before was written by earlier runs.
+    run_start: u64,
+    appended: u64,
+    /// Rows this run skipped as already provisioned: (this input's line, uuid). Kept so the
+    /// compacted file lists them in this input's order.
+    skipped: Vec<(u64, u128)>,
+}
+
+impl LedgerWriter {
+    /// Opens (or creates, mode 0600: it holds customers' emails and phone numbers) the results
+    /// file for appending. A torn last line is cut off first so the next row starts clean.
+    pub fn open(path: &Path, excel_safe: bool) -> Result<Self, LedgerError> {
+        let open_error = |source| LedgerError::Open { path: path.to_path_buf(), source };
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path).map_err(open_error)?;
+        let complete_len = complete_length(&mut file).map_err(open_error)?;
+        if complete_len > 0 {
+            file.seek(SeekFrom::Start(0)).map_err(open_error)?;
+            let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader((&file).take(complete_len));
+            check_header(path, &mut reader)?;
+        }
+        if file.metadata().map_err(open_error)?.len() != complete_len {
+            file.set_len(complete_len).map_err(open_error)?;
+        }
+        file.seek(SeekFrom::End(0)).map_err(open_error)?;
+        let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(file);
+        if complete_len == 0 {
+            writer.write_record(HEADER).and_then(|_| Ok(writer.flush()?)).map_err(|e| LedgerError::Write {
+                path: path.to_path_buf(),
+                source: io::Error::other(e),
+            })?;
+        }
+        let run_start = writer.get_ref().metadata().map_err(open_error)?.len();
+        Ok(Self { path: path.to_path_buf(), writer, excel_safe, run_start, appended: 0, skipped: Vec::new() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes one row and flushes it to the OS, so it survives the process being killed.
+    pub fn append(&mut self, row: &ResultRow) -> Result<(), LedgerError> {
+        let escape = |text: &str| -> String {
+            if self.excel_safe { excel_escape(text).into_owned() } else { text.to_string() }
+        };
+        let record = [
+            row.line.to_string(),
+            row.external_uuid.map(|u| u.to_string()).unwrap_or_default(),
+            escape(&row.pointer_type),
+            escape(&row.pointer_value),
+            row.status.as_str().to_string(),
+            row.provision_id.map(|id| id.to_string()).unwrap_or_default(),
+            escape(&row.error),
+            row.attempts.to_string(),
+            row.updated_at.clone(),
+        ];
+        self.writer
+            .write_record(&record)
+            .map_err(io::Error::other)
+            .and_then(|_| self.writer.flush())
+            .map_err(|source| LedgerError::Write { path: self.path.clone(), source })?;
+        self.appended += 1;
+        Ok(())
+    }
+
+    /// Notes a row skipped as already provisioned; nothing is written for it now.
+    pub fn note_skipped(&mut self, line: u64, uuid: Uuid) {
+        self.skipped.push((line, uuid.as_u128()));
+    }
+
+    /// Rewrites the file atomically (temp + rename) to one row per record, latest outcome
+    /// first in this input's order, then rows of earlier runs that this input does not
+    /// mention. Nothing is rewritten when this run added nothing.
+    pub fn compact(mut self) -> Result<(), LedgerError> {
+        self.writer.flush().map_err(|source| LedgerError::Write { path: self.path.clone(), source })?;
+        if self.appended == 0 {
+            return Ok(());
+        }
+        let write_error = |source| LedgerError::Write { path: self.path.clone(), source };
+        let plan = CompactionPlan::build(&self.path, self.run_start, &self.skipped)?;
+        let folder = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let temp = tempfile::Builder::new().prefix(".bunq-onboard-results").tempfile_in(&folder).map_err(write_error)?;
+        let mut out = csv::WriterBuilder::new().from_writer(io::BufWriter::new(temp.as_file()));
+        out.write_record(HEADER).map_err(|e| write_error(io::Error::other(e)))?;
+        let mut source = csv::ReaderBuilder::new()
+            .flexible(true)
+            .has_headers(false)
+            .from_reader(File::open(&self.path).map_err(write_error)?);
+        let mut record = csv::StringRecord::new();
+        for (offset, line_override) in plan.rows {
+            let mut position = csv::Position::new();
+            position.set_byte(offset);
+            source.seek(position).map_err(|e| write_error(io::Error::other(e)))?;
+            if !source.read_record(&mut record).map_err(|e| write_error(io::Error::other(e)))? {
+                continue;
+            }
+            match line_override {
+                Some(line) => {
+                    let line = line.to_string();
+                    let cells = std::iter::once(line.as_str()).chain(record.iter().skip(1));
+                    out.write_record(cells)
+                }
+                None => out.write_record(&record),
+            }
+            .map_err(|e| write_error(io::Error::other(e)))?;
+        }
+        out.flush().map_err(write_error)?;
+        drop(out);
+        temp.as_file().sync_all().map_err(write_error)?;
+        temp.persist(&self.path).map_err(|e| write_error(e.error))?;
+        Ok(())
+    }
+}
+
+/// Which log rows survive compaction, in output order: (byte offset, line to write instead).
+struct CompactionPlan {
+    rows: Vec<(u64, Option<u64>)>,
+}
+
+struct Entry {
+    key: RowKey,
+    offset: u64,
+    line: u64,
+    status: RowStatus,
+    uuid: Option<u128>,
+    this_run: bool,
+}
+
+impl CompactionPlan {
+    fn build(path: &Path, run_start: u64, skipped: &[(u64, u128)]) -> Result<Self, LedgerError> {
+        let Some((mut reader, _)) = open_log_reader(path)? else { return Ok(Self { rows: Vec::new() }) };
+        let mut entries = Vec::new();
+        let mut record = csv::StringRecord::new();
+        loop {
+            let offset = reader.position().byte();
+            if !read_record(&mut reader, &mut record) {
+                break;
+            }
+            let Some(row) = ResultRow::from_record(&record) else { continue };
+            entries.push(Entry {
+                key: row.key(),
+                offset,
+                line: row.line,
+                status: row.status,
+                uuid: row.external_uuid.map(|u| u.as_u128()),
+                this_run: offset >= run_start,
+            });
+        }
+        // The surviving row per key: the latest, except that a provisioned row is never
+        // displaced (a provisioned user is never sent again, so nothing later can be truer).
+        entries.sort_unstable_by_key(|e| (e.key, e.offset));
+        let mut survivors: Vec<Entry> = Vec::new();
+        for group in entries.chunk_by_mut(|a, b| a.key == b.key) {
+            let pick = group.iter().rposition(|e| e.status == RowStatus::Provisioned).unwrap_or(group.len() - 1);
+            let chosen = &group[pick];
+            survivors.push(Entry { this_run: group.iter().any(|e| e.this_run), ..*chosen });
+        }
+        drop(entries);
+
+        let mut skipped_uuids: Vec<(u128, u64)> = skipped.iter().map(|&(line, uuid)| (uuid, line)).collect();
+        skipped_uuids.sort_unstable();
+        let mut lines_this_run: Vec<u64> = survivors.iter().filter(|e| e.this_run).map(|e| e.line).collect();
+        lines_this_run.sort_unstable();
+        let mut valid_uuids_this_run: Vec<u128> = survivors
+            .iter()
+            .filter(|e| e.this_run && e.status != RowStatus::Invalid)
+            .filter_map(|e| e.uuid)
+            .collect();
+        valid_uuids_this_run.sort_unstable();
+
+        // (group, line, offset, override): group 0 = this input's records, 1 = earlier rows.
+        let mut ordered: Vec<(u8, u64, u64, Option<u64>)> = Vec::with_capacity(survivors.len());
+        for entry in &survivors {
+            if entry.this_run {
+                ordered.push((0, entry.line, entry.offset, None));
+                continue;
+            }
+            if let RowKey::Uuid(uuid) = entry.key
+                && let Ok(i) = skipped_uuids.binary_search_by_key(&uuid, |&(u, _)| u)
+            {
+                let line = skipped_uuids[i].1;
+                ordered.push((0, line, entry.offset, Some(line)));
+                continue;
+            }
+            if entry.status == RowStatus::Invalid {
+                // An earlier invalid row is stale once this run has handled the same line, or
+                // the same user as a valid row (the row was fixed).
+                let line_redone = lines_this_run.binary_search(&entry.line).is_ok();
+                let fixed = entry.uuid.is_some_and(|u| valid_uuids_this_run.binary_search(&u).is_ok());
+                if line_redone || fixed {
+                    continue;
+                }
+            }
+            ordered.push((1, entry.line, entry.offset, None));
+        }
+        ordered.sort_unstable();
+        Ok(Self { rows: ordered.into_iter().map(|(_, _, offset, line)| (offset, line)).collect() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(line: u64, uuid: u128, status: RowStatus, id: Option<u64>) -> ResultRow {
+        ResultRow {
+            line,
+            external_uuid: Some(Uuid::from_u128(uuid)),
+            pointer_type: "EMAIL".into(),
+            pointer_value: format!("u{uuid}@example.com"),
+            status,
+            provision_id: id,
+            error: if matches!(status, RowStatus::Failed | RowStatus::Invalid) { "boom".into() } else { String::new() },
+            attempts: 1,
+            updated_at: now_timestamp(),
+        }
+    }
+
+    fn read_rows(path: &Path) -> Vec<ResultRow> {
+        let mut reader = csv::Reader::from_path(path).unwrap();
+        reader.records().map(|r| ResultRow::from_record(&r.unwrap()).unwrap()).collect()
+    }
+
+    #[test]
+    fn resume_index_knows_provisioned_and_unsettled_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let mut writer = LedgerWriter::open(&path, false).unwrap();
+        writer.append(&row(2, 1, RowStatus::Pending, None)).unwrap();
+        writer.append(&row(2, 1, RowStatus::Provisioned, Some(11))).unwrap();
+        writer.append(&row(3, 2, RowStatus::Pending, None)).unwrap();
+        writer.append(&row(4, 3, RowStatus::Failed, None)).unwrap();
+        writer.append(&row(5, 4, RowStatus::Invalid, None)).unwrap();
+        drop(writer);
+        let index = ResumeIndex::load(&path).unwrap();
+        assert_eq!(index.provision_id(&Uuid::from_u128(1)), Some(11));
+        assert!(index.is_unsettled(&Uuid::from_u128(2)));
+        assert!(index.is_unsettled(&Uuid::from_u128(3)));
+        assert!(!index.is_unsettled(&Uuid::from_u128(4)));
+        assert_eq!(index.provision_id(&Uuid::from_u128(4)), None);
+    }
+
+    #[test]
+    fn regression_torn_last_line_is_ignored_and_cut_before_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let mut writer = LedgerWriter::open(&path, false).unwrap();
+        writer.append(&row(2, 1, RowStatus::Provisioned, Some(4000123))).unwrap();
+        drop(writer);
+        // Killed while writing the next row: its provision id is cut short.
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        write!(file, "3,{},EMAIL,x@example.com,provisioned,40001", Uuid::from_u128(2)).unwrap();
+        drop(file);
+        let index = ResumeIndex::load(&path).unwrap();
+        assert!(index.torn_tail);
+        assert_eq!(index.provision_id(&Uuid::from_u128(2)), None);
+        let mut writer = LedgerWriter::open(&path, false).unwrap();
+        writer.append(&row(3, 2, RowStatus::Provisioned, Some(4000124))).unwrap();
+        drop(writer);
+        let rows = read_rows(&path);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].provision_id, Some(4000124));
+    }
+
+    #[test]
+    fn compaction_keeps_latest_outcome_in_input_order_and_earlier_foreign_rows_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let mut first = LedgerWriter::open(&path, false).unwrap();
+        first.append(&row(2, 1, RowStatus::Provisioned, Some(11))).unwrap();
+        first.append(&row(3, 2, RowStatus::Failed, None)).unwrap();
+        first.append(&row(9, 99, RowStatus::Provisioned, Some(99))).unwrap(); // not in the next input
+        first.append(&row(4, 3, RowStatus::Invalid, None)).unwrap();
+        first.compact().unwrap();
+
+        let mut second = LedgerWriter::open(&path, false).unwrap();
+        second.note_skipped(2, Uuid::from_u128(1));
+        second.append(&row(4, 3, RowStatus::Pending, None)).unwrap(); // line 4 was fixed
+        second.append(&row(3, 2, RowStatus::Pending, None)).unwrap();
+        second.append(&row(3, 2, RowStatus::Provisioned, Some(12))).unwrap();
+        second.append(&row(4, 3, RowStatus::Provisioned, Some(13))).unwrap();
+        // A duplicate of line 2's uuid: invalid, but must not hide the provisioned row.
+        second.append(&row(5, 1, RowStatus::Invalid, None)).unwrap();
+        second.compact().unwrap();
+
+        let summary: Vec<(u64, RowStatus, Option<u64>)> =
+            read_rows(&path).iter().map(|r| (r.line, r.status, r.provision_id)).collect();
+        assert_eq!(
+            summary,
+            vec![
+                (2, RowStatus::Provisioned, Some(11)),
+                (3, RowStatus::Provisioned, Some(12)),
+                (4, RowStatus::Provisioned, Some(13)),
+                (5, RowStatus::Invalid, None),
+                (9, RowStatus::Provisioned, Some(99)),
+            ]
+        );
+    }
+
+    #[test]
+    fn refuses_a_file_that_is_not_a_results_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.csv");
+        std::fs::write(&path, "email,name\na@example.com,A\n").unwrap();
+        assert!(matches!(LedgerWriter::open(&path, false), Err(LedgerError::ForeignHeader { .. })));
+        assert!(matches!(ResumeIndex::load(&path), Err(LedgerError::ForeignHeader { .. })));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "email,name\na@example.com,A\n");
+    }
+
+    #[test]
+    fn excel_safe_cells_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let mut writer = LedgerWriter::open(&path, true).unwrap();
+        let mut phone = row(2, 1, RowStatus::Provisioned, Some(1));
+        phone.pointer_type = "PHONE_NUMBER".into();
+        phone.pointer_value = "+31612345678".into();
+        writer.append(&phone).unwrap();
+        drop(writer);
+        assert!(std::fs::read_to_string(&path).unwrap().contains("'+31612345678"));
+        assert_eq!(read_rows(&path)[0].pointer_value, "+31612345678");
+    }
+}

@@ -1,0 +1,190 @@
+//! Progress and the end-of-run summary: an indicatif bar on a terminal, a plain line every
+//! few seconds otherwise, and the final counts (text or one JSON object).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+/// Counts of a provision run, printed at the end and by `--json`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunSummary {
+    /// Input records read.
+    pub rows: u64,
+    /// Provisioned by this run (a POST that bunq answered with an id).
+    pub provisioned: u64,
+    /// Found already provisioned at bunq by a lookup (an earlier POST whose answer was lost, or
+    /// a results file that was lost): recorded without a new POST.
+    pub reconciled: u64,
+    /// Skipped because the results file already had them as provisioned.
+    pub already_provisioned: u64,
+    pub failed: u64,
+    pub invalid: u64,
+    /// Rows not finished because the run stopped early (Ctrl-C, --max-errors); the next run
+    /// picks them up.
+    pub unfinished: u64,
+    pub post_requests: u64,
+    pub lookup_requests: u64,
+    pub rate_limited: u64,
+    pub retries: u64,
+    pub elapsed_secs: f64,
+    pub results_path: PathBuf,
+    pub errors_path: Option<PathBuf>,
+    pub interrupted: bool,
+    pub stopped_by_max_errors: bool,
+    pub dry_run: bool,
+    /// The command that continues the job, when anything is left to do.
+    pub rerun_command: Option<String>,
+}
+
+impl RunSummary {
+    /// Exit code per README: 0 all done, 1 rows invalid/failed/unfinished, 130 interrupted.
+    pub fn exit_code(&self) -> u8 {
+        if self.interrupted {
+            130
+        } else if self.failed > 0 || self.invalid > 0 || self.unfinished > 0 {
+            1
+        } else {
+            0
+        }
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut text = String::new();
+        let verb = if self.dry_run { "would provision" } else { "provisioned" };
+        text.push_str(&format!(
+            "{} rows in {:.1}s: {} {verb}, {} already provisioned, {} found at bunq, {} failed, {} invalid",
+            self.rows,
+            self.elapsed_secs,
+            self.provisioned,
+            self.already_provisioned,
+            self.reconciled,
+            self.failed,
+            self.invalid,
+        ));
+        if self.unfinished > 0 {
+            text.push_str(&format!(", {} not finished", self.unfinished));
+        }
+        text.push('\n');
+        text.push_str(&format!(
+            "requests: {} provision POSTs, {} lookups, {} rate-limited (429), {} retries\n",
+            self.post_requests, self.lookup_requests, self.rate_limited, self.retries
+        ));
+        text.push_str(&format!("results: {}\n", self.results_path.display()));
+        if let Some(errors) = &self.errors_path {
+            text.push_str(&format!("rows to fix: {}\n", errors.display()));
+        }
+        if self.interrupted {
+            text.push_str("interrupted: every finished row is in the results file.\n");
+        }
+        if self.stopped_by_max_errors {
+            text.push_str("stopped early: --max-errors was reached.\n");
+        }
+        if let Some(command) = &self.rerun_command {
+            text.push_str(&format!("to continue, run: {command}\n"));
+        }
+        text
+    }
+}
+
+/// Live progress on stderr. On a terminal: a bar. Otherwise (CI logs, `| tee`): one line every
+/// few seconds, so logs stay readable. `--quiet` shows nothing.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    plain_every: Option<Duration>,
+    last_plain: Instant,
+    started: Instant,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counts {
+    pub done: u64,
+    pub total: u64,
+    pub provisioned: u64,
+    pub failed: u64,
+    pub invalid: u64,
+    pub skipped: u64,
+}
+
+impl Progress {
+    pub fn new(quiet: bool, total: u64) -> Self {
+        let started = Instant::now();
+        if quiet {
+            return Self { bar: None, plain_every: None, last_plain: started, started };
+        }
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{bar:30.cyan/blue} {pos}/{len} rows  {msg}  {per_sec}  ETA {eta}",
+                )
+                .expect("progress template is valid")
+                .progress_chars("=> "),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            return Self { bar: Some(bar), plain_every: None, last_plain: started, started };
+        }
+        Self { bar: None, plain_every: Some(Duration::from_secs(5)), last_plain: started, started }
+    }
+
+    pub fn update(&mut self, counts: &Counts) {
+        let message = format!(
+            "provisioned {} · failed {} · invalid {} · skipped {}",
+            counts.provisioned, counts.failed, counts.invalid, counts.skipped
+        );
+        if let Some(bar) = &self.bar {
+            bar.set_position(counts.done);
+            bar.set_message(message);
+        } else if let Some(every) = self.plain_every
+            && self.last_plain.elapsed() >= every
+        {
+            self.last_plain = Instant::now();
+            let elapsed = self.started.elapsed().as_secs_f64().max(0.001);
+            eprintln!(
+                "progress: {}/{} rows, {message}, {:.1} rows/s",
+                counts.done,
+                counts.total,
+                counts.done as f64 / elapsed
+            );
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Quotes a path for the rerun command so it can be pasted into a POSIX shell.
+pub fn shell_quote(text: &str) -> String {
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@+,".contains(c)) {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_readme() {
+        let mut summary = RunSummary { rows: 3, provisioned: 3, ..Default::default() };
+        assert_eq!(summary.exit_code(), 0);
+        summary.invalid = 1;
+        assert_eq!(summary.exit_code(), 1);
+        summary.interrupted = true;
+        assert_eq!(summary.exit_code(), 130);
+    }
+
+    #[test]
+    fn shell_quote_leaves_plain_paths_alone() {
+        assert_eq!(shell_quote("samples/users.csv"), "samples/users.csv");
+        assert_eq!(shell_quote("my users.csv"), "'my users.csv'");
+        assert_eq!(shell_quote("it's.csv"), r"'it'\''s.csv'");
+    }
+}

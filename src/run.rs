@@ -1,0 +1,166 @@
+//! Turns parsed arguments into a finished command: builds the client (or the in-process
+//! simulator), wires Ctrl-C, runs, prints the summary, and decides the exit code once.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::bunq::{ApiKey, BunqClient, ClientConfig, ContextStore};
+use crate::cli::{ApiArgs, Cli, Command, ProvisionArgs, load_api_key};
+use crate::engine::{self, Backoff, EngineOptions};
+use crate::report::shell_quote;
+use crate::sim::{SimOptions, Simulator};
+
+/// Exit codes (README "Exit codes").
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_ROWS_FAILED: u8 = 1;
+pub const EXIT_FATAL: u8 = 2;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Provision(args) => provision(*args).await,
+        Command::Validate(args) => {
+            let summary = tokio::task::spawn_blocking(move || crate::input::run_validate(&args)).await??;
+            Ok(if summary.invalid == 0 { EXIT_OK } else { EXIT_ROWS_FAILED })
+        }
+        Command::Status(args) => crate::status::run(*args, interrupt_on_signals()).await,
+        Command::Simulate(args) => {
+            crate::sim::serve_until_signal(args.listen, args.options).await?;
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+/// A token cancelled by the first Ctrl-C (or SIGTERM). A second Ctrl-C exits at once with 130:
+/// every finished row is already flushed to the results file, and the next run reconciles the
+/// rows that were in flight.
+pub fn interrupt_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        eprintln!("\ninterrupted: finishing the rows in flight and writing the results (Ctrl-C again to quit at once)");
+        cancel.cancel();
+        wait_for_signal().await;
+        eprintln!("interrupted twice: quitting now; rerun to continue, finished rows are saved");
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
+    });
+    token
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Connects to bunq (or starts the simulator for `--simulate`). Returns the simulator too, so
+/// it lives as long as the run.
+pub async fn connect(api: &ApiArgs, simulate: bool) -> anyhow::Result<(Arc<BunqClient>, Option<Simulator>)> {
+    let (base_url, key, store, simulator) = if simulate {
+        let simulator = Simulator::start("127.0.0.1:0".parse().expect("address"), SimOptions::default())
+            .await
+            .context("starting the built-in simulator")?;
+        // A throwaway key and an in-memory context: a rehearsal leaves nothing behind.
+        let key = ApiKey::new(format!("sandbox_simulated_{}", uuid::Uuid::new_v4().simple()));
+        (simulator.base_url(), key, ContextStore::InMemory, Some(simulator))
+    } else {
+        let base_url = api.base_url.clone().unwrap_or_else(|| api.env.base_url().to_string());
+        (base_url, load_api_key(api)?, ContextStore::File(api.context.clone()), None)
+    };
+    let mut config = ClientConfig::new(base_url, key, store);
+    config.body_format = api.body_format;
+    config.request_timeout = api.request_timeout;
+    config.session_min_interval = api.session_min_interval;
+    let client = BunqClient::connect(config).await.context("connecting to bunq")?;
+    Ok((Arc::new(client), simulator))
+}
+
+/// `<input stem>.results.csv` beside the input.
+pub fn default_results_path(input: &Path) -> PathBuf {
+    let stem = input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "input".into());
+    input.with_file_name(format!("{stem}.results.csv"))
+}
+
+async fn provision(args: ProvisionArgs) -> anyhow::Result<u8> {
+    let results = args.results.clone().unwrap_or_else(|| default_results_path(&args.input));
+    if results == args.input {
+        anyhow::bail!("--results must not be the input file");
+    }
+    // A dry run without a key still validates and builds the payloads; it just cannot look
+    // anything up at bunq.
+    let need_client = !args.dry_run || args.simulate || args.api.api_key_file.is_some() || std::env::var_os("BUNQ_API_KEY").is_some();
+    let (client, simulator) = if need_client {
+        let (client, simulator) = connect(&args.api, args.simulate).await?;
+        (Some(client), simulator)
+    } else {
+        (None, None)
+    };
+    let options = EngineOptions {
+        input: args.input.clone(),
+        input_options: args.input_options.clone(),
+        results: results.clone(),
+        errors: args.errors.clone(),
+        excel_safe: args.excel_safe,
+        body_format: args.api.body_format,
+        concurrency: usize::from(args.concurrency),
+        post_rate: Some(args.rate.unwrap_or(5.0 / 3.0)).filter(|r| *r > 0.0),
+        lookup_rate: Some(args.lookup_rate.unwrap_or(1.0)).filter(|r| *r > 0.0),
+        max_attempts: args.max_attempts,
+        max_errors: args.max_errors,
+        backoff: Backoff { base: args.backoff_base, cap: args.backoff_cap },
+        quiet: args.quiet,
+        dry_run: args.dry_run,
+        show_payloads: args.show_payloads,
+        rerun_command: rerun_command(&results),
+    };
+    let interrupt = interrupt_on_signals();
+    let summary = engine::run(client, options, interrupt).await?;
+    if let Some(simulator) = simulator {
+        simulator.shutdown().await;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else if !args.quiet || summary.exit_code() != EXIT_OK {
+        eprint!("{}", summary.to_text());
+    }
+    Ok(summary.exit_code())
+}
+
+/// The same command line with `--results` spelled out, so a rerun always finds the file.
+/// The API key is never on the command line, so echoing it is safe.
+fn rerun_command(results: &Path) -> String {
+    let mut words = vec!["bunq-onboard".to_string()];
+    let mut args = std::env::args().skip(1).peekable();
+    let mut has_results = false;
+    while let Some(arg) = args.next() {
+        if arg == "--results" || arg.starts_with("--results=") {
+            has_results = true;
+        }
+        words.push(shell_quote(&arg));
+    }
+    if !has_results {
+        words.push("--results".into());
+        words.push(shell_quote(&results.to_string_lossy()));
+    }
+    words.join(" ")
+}
