@@ -1,1 +1,382 @@
-//! Input CSV: dialects, decoding and per-row validation (placeholder, replaced by the input work).
+//! Input CSV: options, the row model, fatal input errors; the submodules own dialects, reading, validation, the error file and the `validate` command.
+//!
+//! The flow is `UserReader::open` (decode, sniff the delimiter, map the header)
+//! then `UserReader::next_row`, which yields every record with its original
+//! cells and either a `ValidUser` or the single `RowProblem` that makes it
+//! invalid. Uniqueness of uuids and pointers is checked while streaming, with
+//! compact fingerprints only, so memory stays flat on million-row files.
+
+mod command;
+mod dialect;
+mod excel;
+mod reader;
+mod unique;
+mod validate;
+
+use std::fmt;
+use std::path::PathBuf;
+
+pub use command::{ProblemExample, RuleCount, ValidateArgs, ValidateSummary, run_validate, run_validate_to};
+pub use dialect::parse_delimiter;
+pub use excel::{ErrorFileWriter, excel_escape, excel_unescape};
+pub use reader::UserReader;
+pub use validate::{EXTERNAL_UUID_NAMESPACE, derive_external_uuid};
+
+/// How to read the input file; shared by `validate` and `run`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct InputOptions {
+    /// Field delimiter; sniffed from the header line among , ; TAB | when not given
+    #[arg(long, value_name = "CHAR", value_parser = dialect::parse_delimiter_arg)]
+    pub delimiter: Option<u8>,
+    /// Input encoding: utf-8 (default) or latin1 / windows-1252
+    #[arg(long, value_enum, default_value = "utf-8", value_name = "ENCODING")]
+    pub encoding: Encoding,
+    /// Region used to read phone numbers written without a country code, e.g. NL for 0612345678
+    #[arg(long, value_name = "REGION")]
+    pub default_region: Option<String>,
+}
+
+/// Character encoding of the input file.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Encoding {
+    /// UTF-8, with or without a byte order mark.
+    #[default]
+    #[value(name = "utf-8", alias = "utf8")]
+    Utf8,
+    /// Windows-1252, the superset of Latin-1 that Excel writes on Western systems
+    /// (encoding_rs treats both labels as this encoding too).
+    #[value(
+        name = "latin1",
+        alias = "latin-1",
+        alias = "windows-1252",
+        alias = "cp1252",
+        alias = "iso-8859-1"
+    )]
+    Latin1,
+}
+
+/// Kind of user identifier bunq provisions against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PointerType {
+    Email,
+    PhoneNumber,
+}
+
+impl PointerType {
+    /// The name bunq uses on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PointerType::Email => "EMAIL",
+            PointerType::PhoneNumber => "PHONE_NUMBER",
+        }
+    }
+
+    /// Case-insensitive parse of `EMAIL` / `PHONE_NUMBER` (also `PHONE`, and `-` or space for `_`).
+    pub fn parse(text: &str) -> Option<PointerType> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("EMAIL") {
+            Some(PointerType::Email)
+        } else if text.eq_ignore_ascii_case("PHONE_NUMBER")
+            || text.eq_ignore_ascii_case("PHONE-NUMBER")
+            || text.eq_ignore_ascii_case("PHONE NUMBER")
+            || text.eq_ignore_ascii_case("PHONE")
+        {
+            Some(PointerType::PhoneNumber)
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for PointerType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A validated, normalised user identifier: lowercase-domain email or E.164 phone.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Pointer {
+    pub pointer_type: PointerType,
+    pub value: String,
+    pub name: String,
+}
+
+/// A bunq product a user can be provisioned with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Product {
+    UserVerified,
+    UserAnonymousTransactionAudit,
+    CompanyVerified,
+}
+
+impl Product {
+    pub const ALL: [Product; 3] = [
+        Product::UserVerified,
+        Product::UserAnonymousTransactionAudit,
+        Product::CompanyVerified,
+    ];
+
+    /// The name bunq uses on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Product::UserVerified => "USER_VERIFIED",
+            Product::UserAnonymousTransactionAudit => "USER_ANONYMOUS_TRANSACTION_AUDIT",
+            Product::CompanyVerified => "COMPANY_VERIFIED",
+        }
+    }
+
+    /// Case-insensitive parse; `-` and spaces are accepted in place of `_`
+    /// because spreadsheets users type product names by hand.
+    pub fn parse(text: &str) -> Option<Product> {
+        let text = text.trim();
+        Product::ALL.into_iter().find(|product| {
+            let wire = product.as_str().as_bytes();
+            text.len() == wire.len()
+                && text.bytes().zip(wire).all(|(typed, &expected)| {
+                    let typed = match typed {
+                        b'-' | b' ' => b'_',
+                        other => other.to_ascii_uppercase(),
+                    };
+                    typed == expected
+                })
+        })
+    }
+}
+
+impl fmt::Display for Product {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A row that passed every check, ready to provision.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ValidUser {
+    pub external_uuid: uuid::Uuid,
+    pub pointer: Pointer,
+    pub products: Vec<Product>,
+}
+
+/// Stable names of the validation rules; `as_str` is what `validate` groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rule {
+    /// The record has more or fewer fields than the header.
+    WrongFieldCount,
+    /// A required cell (pointer value, pointer type) is blank.
+    MissingValue,
+    /// `external_uuid` is not a UUID.
+    BadUuid,
+    /// `external_uuid` already appeared on an earlier line.
+    DuplicateUuid,
+    /// `pointer_type` is neither EMAIL nor PHONE_NUMBER.
+    BadPointerType,
+    /// The email address is not valid.
+    BadEmail,
+    /// The phone number is not a valid number.
+    BadPhone,
+    /// The phone number was turned into `3.16123E+10` by a spreadsheet.
+    PhoneScientificNotation,
+    /// The phone number has no country code and no `--default-region` was given.
+    PhoneMissingCountry,
+    /// The same normalised pointer already appeared on an earlier line.
+    DuplicatePointer,
+    /// A product is not one of the known products.
+    UnknownProduct,
+    /// The name is blank. Unreachable while a blank name defaults to the pointer
+    /// value; kept so the rule set is stable if that default ever changes.
+    EmptyName,
+    /// A cell is longer than any real value could be (guards against pasted blobs).
+    TooLong,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 13] = [
+        Rule::WrongFieldCount,
+        Rule::MissingValue,
+        Rule::BadUuid,
+        Rule::DuplicateUuid,
+        Rule::BadPointerType,
+        Rule::BadEmail,
+        Rule::BadPhone,
+        Rule::PhoneScientificNotation,
+        Rule::PhoneMissingCountry,
+        Rule::DuplicatePointer,
+        Rule::UnknownProduct,
+        Rule::EmptyName,
+        Rule::TooLong,
+    ];
+
+    /// Stable kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::WrongFieldCount => "wrong-field-count",
+            Rule::MissingValue => "missing-value",
+            Rule::BadUuid => "bad-uuid",
+            Rule::DuplicateUuid => "duplicate-uuid",
+            Rule::BadPointerType => "bad-pointer-type",
+            Rule::BadEmail => "bad-email",
+            Rule::BadPhone => "bad-phone",
+            Rule::PhoneScientificNotation => "phone-scientific-notation",
+            Rule::PhoneMissingCountry => "phone-missing-country",
+            Rule::DuplicatePointer => "duplicate-pointer",
+            Rule::UnknownProduct => "unknown-product",
+            Rule::EmptyName => "empty-name",
+            Rule::TooLong => "too-long",
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Rule {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// Why one row is invalid. `Display` is the one-line message, e.g.
+/// `email: "jan@@example" is not a valid email address` (column, rule, value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowProblem {
+    /// The header name of the offending column as written in the file (trimmed).
+    pub column: String,
+    pub rule: Rule,
+    /// The full one-line message, starting with the column name.
+    pub message: String,
+    /// Best effort, for the results file: the explicit uuid, or the derived one when the pointer was valid.
+    pub external_uuid: Option<uuid::Uuid>,
+    pub pointer_type: Option<PointerType>,
+    /// Best effort: normalised when the pointer was valid, else the trimmed cell.
+    pub pointer_value: Option<String>,
+}
+
+impl fmt::Display for RowProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// One input record: where it starts, its cells exactly as read, and the verdict.
+#[derive(Debug, Clone)]
+pub struct InputRow {
+    /// Input line where the record starts; the header is line 1.
+    pub line: u64,
+    /// Original cells, untouched (no trimming, no excel unescaping).
+    pub cells: csv::StringRecord,
+    pub checked: Result<ValidUser, RowProblem>,
+}
+
+/// Fatal input errors: the run stops (exit code 2).
+#[derive(thiserror::Error, Debug)]
+pub enum InputError {
+    #[error("cannot read {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: read failed near line {line}: {source}")]
+    Read {
+        path: PathBuf,
+        line: u64,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is empty: expected a header line such as `email,name`")]
+    Empty { path: PathBuf },
+    #[error(
+        "{path}: missing required column {missing}; columns found: {}",
+        found_list(found)
+    )]
+    MissingColumn {
+        path: PathBuf,
+        missing: String,
+        found: Vec<String>,
+    },
+    #[error(
+        "{path}: invalid UTF-8 on line {line} at byte offset {byte_offset}; if the file was saved by Excel or another Windows program, try --encoding latin1"
+    )]
+    InvalidUtf8 {
+        path: PathBuf,
+        line: u64,
+        byte_offset: u64,
+    },
+    #[error("--default-region {value:?} is not a known region; use a two-letter country code such as NL, DE or BE")]
+    BadRegion { value: String },
+    #[error("--delimiter {value:?} is not supported; use one of \",\" \";\" \"tab\" \"|\"")]
+    BadDelimiter { value: String },
+    #[error("{path}: cannot write the error file: {source}")]
+    ErrorFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn found_list(found: &[String]) -> String {
+    if found.is_empty() {
+        "(none)".to_owned()
+    } else {
+        found.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_names_are_unique_kebab_case() {
+        let mut seen = std::collections::HashSet::new();
+        for rule in Rule::ALL {
+            let name = rule.as_str();
+            assert!(seen.insert(name), "{name} twice");
+            assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'));
+            assert_eq!(serde_json::to_string(&rule).unwrap(), format!("\"{name}\""));
+        }
+    }
+
+    #[test]
+    fn pointer_type_and_product_names() {
+        assert_eq!(PointerType::Email.to_string(), "EMAIL");
+        assert_eq!(
+            serde_json::to_string(&PointerType::PhoneNumber).unwrap(),
+            "\"PHONE_NUMBER\""
+        );
+        assert_eq!(PointerType::parse(" phone_number "), Some(PointerType::PhoneNumber));
+        assert_eq!(PointerType::parse("e-mail"), None);
+        for product in Product::ALL {
+            assert_eq!(
+                serde_json::to_string(&product).unwrap(),
+                format!("\"{}\"", product.as_str())
+            );
+            assert_eq!(Product::parse(&product.as_str().to_lowercase()), Some(product));
+        }
+        assert_eq!(
+            Product::parse("user-anonymous transaction_audit"),
+            Some(Product::UserAnonymousTransactionAudit)
+        );
+        assert_eq!(Product::parse("USER"), None);
+        assert_eq!(Product::parse("ÜSER_VERIFIED"), None);
+    }
+
+    #[test]
+    fn missing_column_message_lists_found_columns() {
+        let error = InputError::MissingColumn {
+            path: "users.csv".into(),
+            missing: "pointer_value".into(),
+            found: vec!["pointer_type".into(), "name".into()],
+        };
+        assert_eq!(
+            error.to_string(),
+            "users.csv: missing required column pointer_value; columns found: pointer_type, name"
+        );
+    }
+}

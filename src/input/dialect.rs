@@ -1,0 +1,235 @@
+//! CSV dialect: decoding the byte stream (UTF-8, BOMs, Windows-1252), parsing `--delimiter` and sniffing the delimiter from the header line.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+
+use encoding_rs_io::DecodeReaderBytesBuilder;
+
+use super::{Encoding, InputError};
+
+/// Delimiters we sniff and accept, in tie-break order (comma wins a tie
+/// because it is the RFC 4180 default).
+const CANDIDATE_DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
+
+/// Stop scanning for the end of the header line after this many bytes; a
+/// header longer than this is not a header, and sniffing on a prefix is fine.
+const MAX_HEADER_SCAN: usize = 1 << 20;
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Parses a `--delimiter` value: `,` `;` `|`, a real TAB, or the words `tab`,
+/// `\t`, `comma`, `semicolon`, `pipe`.
+pub fn parse_delimiter(text: &str) -> Result<u8, InputError> {
+    let delimiter = match text {
+        "," => b',',
+        ";" => b';',
+        "|" => b'|',
+        "\t" | "\\t" => b'\t',
+        word if word.eq_ignore_ascii_case("tab") => b'\t',
+        word if word.eq_ignore_ascii_case("comma") => b',',
+        word if word.eq_ignore_ascii_case("semicolon") => b';',
+        word if word.eq_ignore_ascii_case("pipe") => b'|',
+        other => {
+            return Err(InputError::BadDelimiter {
+                value: other.to_owned(),
+            });
+        }
+    };
+    Ok(delimiter)
+}
+
+/// clap value parser for `--delimiter`, so a bad value fails at argument parsing.
+pub(super) fn parse_delimiter_arg(text: &str) -> Result<u8, String> {
+    parse_delimiter(text).map_err(|error| error.to_string())
+}
+
+/// Rejects delimiters set programmatically that the reader cannot use.
+pub(super) fn check_delimiter(delimiter: u8) -> Result<u8, InputError> {
+    if CANDIDATE_DELIMITERS.contains(&delimiter) {
+        Ok(delimiter)
+    } else {
+        Err(InputError::BadDelimiter {
+            value: String::from_utf8_lossy(&[delimiter]).into_owned(),
+        })
+    }
+}
+
+/// The most frequent candidate delimiter outside quotes in `header_line`;
+/// comma when none occurs (a one-column file).
+pub(super) fn sniff_delimiter(header_line: &[u8]) -> u8 {
+    let mut counts = [0usize; CANDIDATE_DELIMITERS.len()];
+    let mut in_quotes = false;
+    for &byte in header_line {
+        if byte == b'"' {
+            // A doubled quote inside quotes toggles twice: net effect nothing.
+            in_quotes = !in_quotes;
+        } else if !in_quotes {
+            if byte == b'\n' {
+                break;
+            }
+            if let Some(index) = CANDIDATE_DELIMITERS.iter().position(|&d| d == byte) {
+                counts[index] += 1;
+            }
+        }
+    }
+    let mut best = 0;
+    for index in 1..counts.len() {
+        if counts[index] > counts[best] {
+            best = index;
+        }
+    }
+    CANDIDATE_DELIMITERS[best]
+}
+
+/// The input as UTF-8 bytes (not yet validated in UTF-8 mode), BOM removed.
+pub(super) struct DecodedInput {
+    /// The header line bytes already read for sniffing, including its newline.
+    pub header_prefix: Vec<u8>,
+    /// Everything after `header_prefix`.
+    pub rest: Box<dyn BufRead>,
+    /// Bytes removed from the start of the file (a UTF-8 BOM), so byte offsets
+    /// reported to the user are offsets in the file.
+    pub skipped_prefix: u64,
+    /// True when the bytes fed to the CSV parser are the file's own bytes
+    /// (UTF-8 mode without transcoding), so offsets map back to the file.
+    pub offsets_are_file_offsets: bool,
+}
+
+/// Opens `path`, strips a UTF-8 BOM, transcodes Windows-1252 or a UTF-16 file
+/// (recognised by its BOM) to UTF-8, and reads the header line for sniffing.
+pub(super) fn open_decoded(path: &Path, encoding: Encoding) -> Result<DecodedInput, InputError> {
+    let open_error = |source| InputError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(open_error)?;
+    let mut raw = BufReader::with_capacity(64 * 1024, file);
+    let head = raw.fill_buf().map_err(open_error)?;
+    let starts_with_utf16_bom = head.starts_with(b"\xFF\xFE") || head.starts_with(b"\xFE\xFF");
+
+    let mut skipped_prefix = 0;
+    let mut offsets_are_file_offsets = false;
+    let mut decoded: Box<dyn BufRead> = match encoding {
+        Encoding::Utf8 if !starts_with_utf16_bom => {
+            if head.starts_with(UTF8_BOM) {
+                raw.consume(UTF8_BOM.len());
+                skipped_prefix = UTF8_BOM.len() as u64;
+            }
+            offsets_are_file_offsets = true;
+            Box::new(raw)
+        }
+        _ => {
+            // BOM sniffing stays on: a UTF-8 or UTF-16 BOM overrides the
+            // requested encoding because a BOM is unambiguous.
+            let label = match encoding {
+                Encoding::Latin1 => Some(encoding_rs::WINDOWS_1252),
+                Encoding::Utf8 => None,
+            };
+            let transcoder = DecodeReaderBytesBuilder::new()
+                .encoding(label)
+                .strip_bom(true)
+                .build(raw);
+            Box::new(BufReader::with_capacity(64 * 1024, transcoder))
+        }
+    };
+    let header_prefix = read_header_line(&mut decoded).map_err(open_error)?;
+    Ok(DecodedInput {
+        header_prefix,
+        rest: decoded,
+        skipped_prefix,
+        offsets_are_file_offsets,
+    })
+}
+
+/// Reads up to and including the first newline outside quotes (capped), so
+/// the delimiter can be sniffed before the CSV parser is built.
+fn read_header_line(input: &mut dyn BufRead) -> io::Result<Vec<u8>> {
+    let mut line = Vec::new();
+    let mut in_quotes = false;
+    loop {
+        let available = match input.fill_buf() {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        if available.is_empty() {
+            return Ok(line);
+        }
+        let mut end_of_line = None;
+        for (index, &byte) in available.iter().enumerate() {
+            if byte == b'"' {
+                in_quotes = !in_quotes;
+            } else if byte == b'\n' && !in_quotes {
+                end_of_line = Some(index + 1);
+                break;
+            }
+        }
+        let take = end_of_line.unwrap_or(available.len());
+        line.extend_from_slice(&available[..take]);
+        input.consume(take);
+        if end_of_line.is_some() || line.len() >= MAX_HEADER_SCAN {
+            return Ok(line);
+        }
+    }
+}
+
+/// Finds the first invalid UTF-8 sequence at or after `start` in the file,
+/// returning (line, byte offset) in file terms. `start_line` is the line at
+/// `start`. Only used on the fatal path, so re-reading the file is fine.
+pub(super) fn locate_invalid_utf8(path: &Path, start: u64, start_line: u64) -> Option<(u64, u64)> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = File::open(path).ok()?;
+    file.seek(SeekFrom::Start(start)).ok()?;
+    let mut window = Vec::new();
+    // One record rarely exceeds this; a bigger one still reports the record start.
+    file.take(16 << 20).read_to_end(&mut window).ok()?;
+    let valid_up_to = match std::str::from_utf8(&window) {
+        Ok(_) => return None,
+        Err(error) => error.valid_up_to(),
+    };
+    let newlines = window[..valid_up_to].iter().filter(|&&b| b == b'\n').count() as u64;
+    Some((start_line + newlines, start + valid_up_to as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_delimiter_words_and_characters() {
+        assert_eq!(parse_delimiter(",").unwrap(), b',');
+        assert_eq!(parse_delimiter(";").unwrap(), b';');
+        assert_eq!(parse_delimiter("tab").unwrap(), b'\t');
+        assert_eq!(parse_delimiter("TAB").unwrap(), b'\t');
+        assert_eq!(parse_delimiter("\t").unwrap(), b'\t');
+        assert_eq!(parse_delimiter("\\t").unwrap(), b'\t');
+        assert_eq!(parse_delimiter("|").unwrap(), b'|');
+        let error = parse_delimiter(":").unwrap_err();
+        assert!(matches!(error, InputError::BadDelimiter { .. }));
+        assert!(error.to_string().contains("\":\""));
+        assert!(parse_delimiter("").is_err());
+        assert!(check_delimiter(b'"').is_err());
+    }
+
+    #[test]
+    fn sniffs_most_frequent_delimiter_outside_quotes() {
+        assert_eq!(sniff_delimiter(b"email,name,products\n"), b',');
+        assert_eq!(sniff_delimiter(b"email;name;products\r\n"), b';');
+        assert_eq!(sniff_delimiter(b"email\tname\n"), b'\t');
+        assert_eq!(sniff_delimiter(b"email|name\n"), b'|');
+        assert_eq!(sniff_delimiter(b"\"a,b,c\";\"d\";e\n"), b';');
+        assert_eq!(sniff_delimiter(b"email\n"), b',');
+        assert_eq!(sniff_delimiter(b""), b',');
+        // Only the first line counts.
+        assert_eq!(sniff_delimiter(b"a;b\nc,d,e,f\n"), b';');
+    }
+
+    #[test]
+    fn header_line_stops_at_newline_outside_quotes() {
+        let mut input: &[u8] = b"\"a\nb\",c\nrest\n";
+        let line = read_header_line(&mut input).unwrap();
+        assert_eq!(line, b"\"a\nb\",c\n");
+        assert_eq!(input, b"rest\n");
+    }
+}

@@ -1,0 +1,176 @@
+//! `UserReader`: streams an input file record by record, with original cells, start line and verdict for each.
+
+use std::io::{Cursor, Read};
+use std::path::{Path, PathBuf};
+
+use super::dialect::{self, check_delimiter, locate_invalid_utf8, sniff_delimiter};
+use super::validate::{RowChecker, parse_region};
+use super::{InputError, InputOptions, InputRow};
+
+/// Streaming reader and validator of a users CSV.
+pub struct UserReader {
+    path: PathBuf,
+    csv: csv::Reader<Box<dyn Read>>,
+    headers: csv::StringRecord,
+    delimiter: u8,
+    checker: RowChecker,
+    /// Reused for every record; cloned only into the emitted row.
+    record: csv::StringRecord,
+    /// See `DecodedInput`: how to turn a parser offset into a file offset.
+    skipped_prefix: u64,
+    offsets_are_file_offsets: bool,
+    /// After a fatal error the iterator ends.
+    finished: bool,
+}
+
+impl std::fmt::Debug for UserReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserReader")
+            .field("path", &self.path)
+            .field("headers", &self.headers)
+            .field("delimiter", &(self.delimiter as char))
+            .finish_non_exhaustive()
+    }
+}
+
+impl UserReader {
+    /// Opens and decodes the file, settles the delimiter, reads and maps the
+    /// header. Every fatal problem of the file as a whole surfaces here.
+    pub fn open(path: &Path, options: &InputOptions) -> Result<UserReader, InputError> {
+        let default_region = options.default_region.as_deref().map(parse_region).transpose()?;
+        let forced_delimiter = options.delimiter.map(check_delimiter).transpose()?;
+
+        let decoded = dialect::open_decoded(path, options.encoding)?;
+        let delimiter = forced_delimiter.unwrap_or_else(|| sniff_delimiter(&decoded.header_prefix));
+        let source: Box<dyn Read> = Box::new(Cursor::new(decoded.header_prefix).chain(decoded.rest));
+        let csv = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(delimiter)
+            .buffer_capacity(64 * 1024)
+            .from_reader(source);
+
+        let mut reader = UserReader {
+            path: path.to_owned(),
+            csv,
+            headers: csv::StringRecord::new(),
+            delimiter,
+            // Replaced below once the header is known.
+            checker: RowChecker::new(
+                path,
+                &csv::StringRecord::from(vec!["email"]),
+                default_region,
+            )?,
+            record: csv::StringRecord::new(),
+            skipped_prefix: decoded.skipped_prefix,
+            offsets_are_file_offsets: decoded.offsets_are_file_offsets,
+            finished: false,
+        };
+        let mut headers = csv::StringRecord::new();
+        loop {
+            match reader.read_record(&mut headers)? {
+                false => {
+                    return Err(InputError::Empty {
+                        path: path.to_owned(),
+                    });
+                }
+                // A blank line or a line of empty cells is not a header.
+                true if headers.iter().all(|cell| cell.trim().is_empty()) => continue,
+                true => break,
+            }
+        }
+        reader.checker = RowChecker::new(path, &headers, default_region)?;
+        reader.headers = headers;
+        Ok(reader)
+    }
+
+    /// The original header cells, for the error file.
+    pub fn headers(&self) -> &csv::StringRecord {
+        &self.headers
+    }
+
+    /// The delimiter in use (given or sniffed).
+    pub fn delimiter(&self) -> u8 {
+        self.delimiter
+    }
+
+    /// The next record with its verdict, `None` at the end, or a fatal error
+    /// (after which the reader yields `None`). Rows whose cells are all blank
+    /// (spreadsheet exports often end in `;;;;` lines) are skipped.
+    pub fn next_row(&mut self) -> Option<Result<InputRow, InputError>> {
+        if self.finished {
+            return None;
+        }
+        let mut record = std::mem::take(&mut self.record);
+        let row = loop {
+            match self.read_record(&mut record) {
+                Ok(false) => break None,
+                Ok(true) if record.iter().all(|cell| cell.trim().is_empty()) => continue,
+                Ok(true) => {
+                    let line = record.position().map_or(0, |position| position.line());
+                    let checked = self.checker.check(line, &record);
+                    break Some(Ok(InputRow {
+                        line,
+                        cells: record.clone(),
+                        checked,
+                    }));
+                }
+                Err(error) => break Some(Err(error)),
+            }
+        };
+        self.record = record;
+        if !matches!(row, Some(Ok(_))) {
+            self.finished = true;
+        }
+        row
+    }
+
+    /// Reads one record; maps parser errors to fatal input errors.
+    fn read_record(&mut self, record: &mut csv::StringRecord) -> Result<bool, InputError> {
+        match self.csv.read_record(record) {
+            Ok(more) => Ok(more),
+            Err(error) => Err(self.fatal(error)),
+        }
+    }
+
+    fn fatal(&self, error: csv::Error) -> InputError {
+        let line = error.position().map_or(0, |position| position.line());
+        match error.into_kind() {
+            csv::ErrorKind::Utf8 { pos, .. } => {
+                let (record_line, record_byte) = pos.map_or((line, 0), |p| (p.line(), p.byte()));
+                let record_start = record_byte + self.skipped_prefix;
+                let exact = if self.offsets_are_file_offsets {
+                    locate_invalid_utf8(&self.path, record_start, record_line)
+                } else {
+                    None
+                };
+                let (line, byte_offset) = exact.unwrap_or((record_line, record_start));
+                InputError::InvalidUtf8 {
+                    path: self.path.clone(),
+                    line,
+                    byte_offset,
+                }
+            }
+            csv::ErrorKind::Io(source) => InputError::Read {
+                path: self.path.clone(),
+                line,
+                source,
+            },
+            // With `flexible(true)` and string records only I/O and UTF-8
+            // errors occur; anything else is still reported, not unwrapped.
+            other => InputError::Read {
+                path: self.path.clone(),
+                line,
+                source: std::io::Error::other(format!("{other:?}")),
+            },
+        }
+    }
+}
+
+impl Iterator for UserReader {
+    type Item = Result<InputRow, InputError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_row()
+    }
+}
