@@ -1,0 +1,1 @@
+//! Tests for the simulator over real sockets.
