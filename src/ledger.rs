@@ -7,7 +7,7 @@
 //! `pending` (intent before action) so the next run knows to look them up at bunq.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
@@ -470,6 +470,7 @@ impl CompactionPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn row(line: u64, uuid: u128, status: RowStatus, id: Option<u64>) -> ResultRow {
         ResultRow {

@@ -138,8 +138,19 @@ pub async fn run(
     let writer_task = tokio::spawn(writer.run(event_receiver));
 
     let (row_sender, row_receiver) = mpsc::channel::<Result<InputRow, InputError>>(256);
+    drop(reader);
     let reader_stop = stop.clone();
+    let (input_path, input_options) = (options.input.clone(), options.input_options.clone());
+    // The reader is opened again on the blocking thread that drives it (csv reading is
+    // synchronous); the first open above only served the error file's header.
     let reader_task = tokio::task::spawn_blocking(move || {
+        let reader = match UserReader::open(&input_path, &input_options) {
+            Ok(reader) => reader,
+            Err(e) => {
+                let _ = row_sender.blocking_send(Err(e));
+                return;
+            }
+        };
         for row in reader {
             if reader_stop.is_cancelled() || row_sender.blocking_send(row).is_err() {
                 break;

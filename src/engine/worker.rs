@@ -197,7 +197,6 @@ impl Worker {
             last_error = error.to_string();
             if error.is_duplicate_external_uuid() {
                 // bunq already holds this uuid: ours from a lost answer, or an earlier run.
-                needs_lookup = true;
                 match self.lookup(client, uuid).await {
                     Ok(Lookup::Exists(id)) => return done_provisioned(Finish::Reconciled, id, attempts),
                     Ok(Lookup::Absent) => return done_failed(last_error, attempts),
