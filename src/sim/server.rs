@@ -398,12 +398,11 @@ async fn pipeline(
             return Err(err(466, TXT_SIG_REQUIRED));
         }
         None => {}
-        Some(sig) => {
-            if !verify_client_signature(&caller.public_key, &body, sig) {
-                sh.lock().stats.signature_invalid += 1;
-                return Err(err(401, TXT_SIG_INVALID));
-            }
+        Some(sig) if !verify_client_signature(&caller.public_key, &body, sig) => {
+            sh.lock().stats.signature_invalid += 1;
+            return Err(err(401, TXT_SIG_INVALID));
         }
+        Some(_) => {}
     }
 
     match route {
