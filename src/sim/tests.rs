@@ -13,6 +13,7 @@ use aws_lc_rs::signature::{
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use futures::StreamExt as _;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -569,8 +570,8 @@ async fn duplicate_uuid_and_post_shapes() {
 #[tokio::test]
 async fn rate_limits_answer_429_with_bunq_text() {
     let opts = SimOptions {
-        post_limit: RateLimit::new(2, 0.3),
-        get_limit: RateLimit::new(1, 0.3),
+        post_limit: RateLimit::new(2, 0.6),
+        get_limit: RateLimit::new(1, 0.6),
         ..SimOptions::default()
     };
     let sim = Simulator::start(any_addr(), opts).await.unwrap();
@@ -581,7 +582,7 @@ async fn rate_limits_answer_429_with_bunq_text() {
         (r.status, r.error()),
         (
             429,
-            "Too many requests. You can do a maximum of 1 calls per 0.3 second to this endpoint."
+            "Too many requests. You can do a maximum of 1 calls per 0.6 second to this endpoint."
         )
     );
     // get-by-id is its own endpoint.
@@ -594,7 +595,7 @@ async fn rate_limits_answer_429_with_bunq_text() {
         (r.status, r.error()),
         (
             429,
-            "Too many requests. You can do a maximum of 2 calls per 0.3 second to this endpoint."
+            "Too many requests. You can do a maximum of 2 calls per 0.6 second to this endpoint."
         )
     );
     // The session limit (default 1/30) stops a second session right away.
@@ -606,7 +607,7 @@ async fn rate_limits_answer_429_with_bunq_text() {
             "Too many requests. You can do a maximum of 1 calls per 30 second to this endpoint."
         )
     );
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(650)).await;
     assert_eq!(c.get("/v1/partner-user-provision").await.status, 200);
     assert_eq!(c.post_provision(&flat(&new_uuid(), 4)).await.status, 200);
 
@@ -993,5 +994,28 @@ async fn sim_endpoints_match_snapshots() {
     assert_eq!(provs[0].pointer_value, "user1@example.com");
     assert_eq!(provs[0].phone_number.as_deref(), Some("+31612340001"));
     assert_eq!(provs[0].status, "CREATED");
+    sim.shutdown().await;
+}
+
+/// Throughput smoke test: `cargo test --lib sim::tests::load_smoke -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "load test; run by hand"]
+async fn load_smoke() {
+    let sim = Simulator::start(any_addr(), no_limits()).await.unwrap();
+    let c = std::sync::Arc::new(Client::login(&sim).await);
+    let n = 2000;
+    let started = Instant::now();
+    let results: Vec<u16> = futures::stream::iter(0..n)
+        .map(|i| {
+            let c = c.clone();
+            async move { c.post_provision(&flat(&new_uuid(), i)).await.status }
+        })
+        .buffer_unordered(128)
+        .collect()
+        .await;
+    let secs = started.elapsed().as_secs_f64();
+    assert!(results.iter().all(|s| *s == 200));
+    println!("{n} POSTs in {secs:.2} s = {:.0}/s", n as f64 / secs);
+    assert_eq!(sim.stats().provisions_created, n as u64);
     sim.shutdown().await;
 }
