@@ -556,7 +556,28 @@ async fn duplicate_uuid_and_post_shapes() {
             format!("Provision with external_uuid {u} already exists.")
         )
     );
+    // bunq-api.md §6.6: PUT CANCELLED closes it.
+    let r = c
+        .call(
+            Method::PUT,
+            "/v1/partner-user-provision/4000001",
+            c.session.as_deref(),
+            Some(&json!({"status":"CANCELLED"})),
+            Sig::Good,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.item(0, "Id")["id"], 4_000_001);
+    let r = c.get("/v1/partner-user-provision/4000001").await;
+    let p = r.item(0, "PartnerUserProvision");
+    assert_eq!(
+        (&p["status"], &p["sub_status"]),
+        (&json!("CLOSED"), &json!("NONE"))
+    );
+    assert!(p["credential"].is_null());
+
     let s = sim.stats();
+    assert_eq!(s.put_requests, 1);
     assert_eq!(s.duplicate_rejections, 1);
     assert_eq!(s.max_posts_for_one_uuid, 2);
     assert_eq!(s.uuids_posted_more_than_once, 1);
