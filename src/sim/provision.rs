@@ -48,7 +48,7 @@ pub struct NewProvision {
     pub products: Vec<String>,
 }
 
-fn non_empty_str<'a>(v: Option<&'a Value>) -> Option<&'a str> {
+fn non_empty_str(v: Option<&Value>) -> Option<&str> {
     v.and_then(Value::as_str).filter(|s| !s.trim().is_empty())
 }
 

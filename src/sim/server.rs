@@ -398,12 +398,11 @@ async fn pipeline(
             return Err(err(466, TXT_SIG_REQUIRED));
         }
         None => {}
-        Some(sig) => {
-            if !verify_client_signature(&caller.public_key, &body, sig) {
-                sh.lock().stats.signature_invalid += 1;
-                return Err(err(401, TXT_SIG_INVALID));
-            }
+        Some(sig) if !verify_client_signature(&caller.public_key, &body, sig) => {
+            sh.lock().stats.signature_invalid += 1;
+            return Err(err(401, TXT_SIG_INVALID));
         }
+        Some(_) => {}
     }
 
     match route {
@@ -624,7 +623,11 @@ fn provision_create(sh: &Shared, body: &[u8]) -> Result<Outcome, ApiError> {
         ));
     }
     let index = w.provisions.len();
-    let id = o.first_provision_id + index as u64;
+    // --first-provision-id near u64::MAX must not overflow into a panic.
+    let id = o
+        .first_provision_id
+        .checked_add(index as u64)
+        .ok_or_else(|| err(500, TXT_INTERNAL))?;
     let will_fail = w.roll(o.provision_fail_rate);
     let credential_token = w.token(64);
     let p = Provision {
