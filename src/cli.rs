@@ -19,7 +19,12 @@ use crate::sim::SimOptions;
 ///
 /// Try it without a bunq account: bunq-onboard provision samples/users.csv --simulate
 #[derive(Debug, Parser)]
-#[command(name = "bunq-onboard", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "bunq-onboard",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -175,16 +180,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
         return Err(format!("{text:?} is not a duration"));
     }
-    humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a duration ({e}); try 30s, 500ms or 5m"))
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration ({e}); try 30s, 500ms or 5m"))
 }
 
 /// Accepts `2.5` (per second) or `5/3` (5 per 3 seconds). Returns calls per second.
 pub fn parse_rate(text: &str) -> Result<f64, String> {
-    let bad = || format!("{text:?} is not a rate; use calls per second (2.5) or calls/seconds (5/3)");
+    let bad =
+        || format!("{text:?} is not a rate; use calls per second (2.5) or calls/seconds (5/3)");
     let rate = match text.split_once('/') {
         Some((calls, seconds)) => {
             let calls: f64 = calls.trim().parse().map_err(|_| bad())?;
-            let seconds: f64 = seconds.trim().trim_end_matches('s').parse().map_err(|_| bad())?;
+            let seconds: f64 = seconds
+                .trim()
+                .trim_end_matches('s')
+                .parse()
+                .map_err(|_| bad())?;
             if seconds <= 0.0 {
                 return Err(bad());
             }
@@ -192,7 +203,11 @@ pub fn parse_rate(text: &str) -> Result<f64, String> {
         }
         None => text.trim().parse().map_err(|_| bad())?,
     };
-    if rate.is_finite() && rate >= 0.0 { Ok(rate) } else { Err(bad()) }
+    if rate.is_finite() && rate >= 0.0 {
+        Ok(rate)
+    } else {
+        Err(bad())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -202,7 +217,10 @@ pub enum ApiKeyError {
     )]
     Missing,
     #[error("could not read the API key file {path}: {source}")]
-    Unreadable { path: PathBuf, source: std::io::Error },
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the API key file {0} is empty")]
     Empty(PathBuf),
 }
@@ -211,8 +229,10 @@ pub enum ApiKeyError {
 /// contains the key.
 pub fn load_api_key(api: &ApiArgs) -> Result<ApiKey, ApiKeyError> {
     if let Some(path) = &api.api_key_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ApiKeyError::Unreadable { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ApiKeyError::Unreadable {
+            path: path.clone(),
+            source,
+        })?;
         let key = text.lines().next().unwrap_or("").trim();
         if key.is_empty() {
             return Err(ApiKeyError::Empty(path.clone()));
@@ -232,7 +252,10 @@ fn warn_if_readable_by_others(path: &std::path::Path) {
     if let Ok(metadata) = std::fs::metadata(path)
         && metadata.permissions().mode() & 0o077 != 0
     {
-        tracing::warn!("the API key file {} can be read by other users; chmod 600 it", path.display());
+        tracing::warn!(
+            "the API key file {} can be read by other users; chmod 600 it",
+            path.display()
+        );
     }
 }
 
@@ -252,7 +275,10 @@ mod tests {
     #[test]
     fn durations_and_rates_parse() {
         assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_duration("1500ms").unwrap(), Duration::from_millis(1500));
+        assert_eq!(
+            parse_duration("1500ms").unwrap(),
+            Duration::from_millis(1500)
+        );
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert!(parse_duration("soon").is_err());
         assert!((parse_rate("5/3").unwrap() - 5.0 / 3.0).abs() < 1e-9);

@@ -15,8 +15,17 @@ use uuid::Uuid;
 use crate::input::{excel_escape, excel_unescape};
 
 /// The results CSV header, in contract order (README "Results file").
-pub const HEADER: [&str; 9] =
-    ["line", "external_uuid", "pointer_type", "pointer_value", "status", "provision_id", "error", "attempts", "updated_at"];
+pub const HEADER: [&str; 9] = [
+    "line",
+    "external_uuid",
+    "pointer_type",
+    "pointer_value",
+    "status",
+    "provision_id",
+    "error",
+    "attempts",
+    "updated_at",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -24,7 +33,9 @@ pub enum LedgerError {
     Open { path: PathBuf, source: io::Error },
     #[error("could not write the results file {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
-    #[error("{path} is not a bunq-onboard results file: its header is {found:?}; pass another --results")]
+    #[error(
+        "{path} is not a bunq-onboard results file: its header is {found:?}; pass another --results"
+    )]
     ForeignHeader { path: PathBuf, found: String },
 }
 
@@ -95,7 +106,11 @@ impl ResultRow {
             return None;
         }
         let uuid_text = record.get(1)?.trim();
-        let external_uuid = if uuid_text.is_empty() { None } else { Uuid::parse_str(uuid_text).ok() };
+        let external_uuid = if uuid_text.is_empty() {
+            None
+        } else {
+            Uuid::parse_str(uuid_text).ok()
+        };
         Some(ResultRow {
             line: record.get(0)?.trim().parse().ok()?,
             external_uuid,
@@ -146,7 +161,10 @@ pub struct ResumeIndex {
 impl ResumeIndex {
     pub fn provision_id(&self, uuid: &Uuid) -> Option<u64> {
         let key = uuid.as_u128();
-        self.provisioned.binary_search_by_key(&key, |(u, _)| *u).ok().map(|i| self.provisioned[i].1)
+        self.provisioned
+            .binary_search_by_key(&key, |(u, _)| *u)
+            .ok()
+            .map(|i| self.provisioned[i].1)
     }
 
     /// True when an earlier run may have sent this row without recording the answer.
@@ -165,36 +183,48 @@ impl ResumeIndex {
     /// Loads the index from a results file; a missing file is an empty index.
     pub fn load(path: &Path) -> Result<Self, LedgerError> {
         let mut index = ResumeIndex::default();
-        let Some((mut reader, torn_tail)) = open_log_reader(path)? else { return Ok(index) };
+        let Some((mut reader, torn_tail)) = open_log_reader(path)? else {
+            return Ok(index);
+        };
         index.torn_tail = torn_tail;
         // Latest status per uuid; `provisioned` is final because a provisioned row is never sent again.
         let mut latest: Vec<(u128, u64, RowStatus, u64)> = Vec::new();
         let mut record = csv::StringRecord::new();
         let mut order = 0u64;
         while read_record(&mut reader, &mut record) {
-            let Some(row) = ResultRow::from_record(&record) else { continue };
+            let Some(row) = ResultRow::from_record(&record) else {
+                continue;
+            };
             index.rows_read += 1;
             if row.status == RowStatus::Invalid {
                 continue;
             }
             if let Some(uuid) = row.external_uuid {
                 order += 1;
-                latest.push((uuid.as_u128(), order, row.status, row.provision_id.unwrap_or(0)));
+                latest.push((
+                    uuid.as_u128(),
+                    order,
+                    row.status,
+                    row.provision_id.unwrap_or(0),
+                ));
             }
         }
         latest.sort_unstable_by_key(|&(uuid, order, _, _)| (uuid, order));
         for group in latest.chunk_by(|a, b| a.0 == b.0) {
             let uuid = group[0].0;
-            if let Some(&(_, _, _, id)) = group.iter().rev().find(|e| e.2 == RowStatus::Provisioned) {
+            if let Some(&(_, _, _, id)) = group.iter().rev().find(|e| e.2 == RowStatus::Provisioned)
+            {
                 index.provisioned.push((uuid, id));
-            } else if matches!(group.last().map(|e| e.2), Some(RowStatus::Pending | RowStatus::Failed)) {
+            } else if matches!(
+                group.last().map(|e| e.2),
+                Some(RowStatus::Pending | RowStatus::Failed)
+            ) {
                 index.unsettled.push(uuid);
             }
         }
         Ok(index)
     }
 }
-
 
 type LogReader = csv::Reader<io::Take<File>>;
 
@@ -213,7 +243,10 @@ fn read_record(reader: &mut LogReader, record: &mut csv::StringRecord) -> bool {
 /// newline: a torn last line (the process died mid-write) is never parsed, because a cut-off
 /// provision id would look like a valid one. Returns whether such a tail was found.
 fn open_log_reader(path: &Path) -> Result<Option<(LogReader, bool)>, LedgerError> {
-    let open_error = |source| LedgerError::Open { path: path.to_path_buf(), source };
+    let open_error = |source| LedgerError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -225,16 +258,28 @@ fn open_log_reader(path: &Path) -> Result<Option<(LogReader, bool)>, LedgerError
         return Ok(None);
     }
     file.seek(SeekFrom::Start(0)).map_err(open_error)?;
-    let mut reader = csv::ReaderBuilder::new().flexible(true).has_headers(true).from_reader(file.take(complete_len));
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(true)
+        .from_reader(file.take(complete_len));
     check_header(path, &mut reader)?;
     Ok(Some((reader, complete_len < total_len)))
 }
 
 fn check_header<R: Read>(path: &Path, reader: &mut csv::Reader<R>) -> Result<(), LedgerError> {
-    let headers = reader.headers().map_err(|e| LedgerError::Open { path: path.to_path_buf(), source: io::Error::other(e) })?;
-    let found: Vec<&str> = headers.iter().map(|h| h.trim_start_matches('\u{feff}').trim()).collect();
+    let headers = reader.headers().map_err(|e| LedgerError::Open {
+        path: path.to_path_buf(),
+        source: io::Error::other(e),
+    })?;
+    let found: Vec<&str> = headers
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').trim())
+        .collect();
     if found != HEADER {
-        return Err(LedgerError::ForeignHeader { path: path.to_path_buf(), found: found.join(",") });
+        return Err(LedgerError::ForeignHeader {
+            path: path.to_path_buf(),
+            found: found.join(","),
+        });
     }
     Ok(())
 }
@@ -273,7 +318,10 @@ impl LedgerWriter {
     /// Opens (or creates, mode 0600: it holds customers' emails and phone numbers) the results
     /// file for appending. A torn last line is cut off first so the next row starts clean.
     pub fn open(path: &Path, excel_safe: bool) -> Result<Self, LedgerError> {
-        let open_error = |source| LedgerError::Open { path: path.to_path_buf(), source };
+        let open_error = |source| LedgerError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
@@ -282,22 +330,36 @@ impl LedgerWriter {
         let complete_len = complete_length(&mut file).map_err(open_error)?;
         if complete_len > 0 {
             file.seek(SeekFrom::Start(0)).map_err(open_error)?;
-            let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader((&file).take(complete_len));
+            let mut reader = csv::ReaderBuilder::new()
+                .has_headers(true)
+                .from_reader((&file).take(complete_len));
             check_header(path, &mut reader)?;
         }
         if file.metadata().map_err(open_error)?.len() != complete_len {
             file.set_len(complete_len).map_err(open_error)?;
         }
         file.seek(SeekFrom::End(0)).map_err(open_error)?;
-        let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(file);
+        let mut writer = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(file);
         if complete_len == 0 {
-            writer.write_record(HEADER).and_then(|_| Ok(writer.flush()?)).map_err(|e| LedgerError::Write {
-                path: path.to_path_buf(),
-                source: io::Error::other(e),
-            })?;
+            writer
+                .write_record(HEADER)
+                .and_then(|_| Ok(writer.flush()?))
+                .map_err(|e| LedgerError::Write {
+                    path: path.to_path_buf(),
+                    source: io::Error::other(e),
+                })?;
         }
         let run_start = writer.get_ref().metadata().map_err(open_error)?.len();
-        Ok(Self { path: path.to_path_buf(), writer, excel_safe, run_start, appended: 0, skipped: Vec::new() })
+        Ok(Self {
+            path: path.to_path_buf(),
+            writer,
+            excel_safe,
+            run_start,
+            appended: 0,
+            skipped: Vec::new(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -307,7 +369,11 @@ impl LedgerWriter {
     /// Writes one row and flushes it to the OS, so it survives the process being killed.
     pub fn append(&mut self, row: &ResultRow) -> Result<(), LedgerError> {
         let escape = |text: &str| -> String {
-            if self.excel_safe { excel_escape(text).into_owned() } else { text.to_string() }
+            if self.excel_safe {
+                excel_escape(text).into_owned()
+            } else {
+                text.to_string()
+            }
         };
         let record = [
             row.line.to_string(),
@@ -315,7 +381,9 @@ impl LedgerWriter {
             escape(&row.pointer_type),
             escape(&row.pointer_value),
             row.status.as_str().to_string(),
-            row.provision_id.map(|id| id.to_string()).unwrap_or_default(),
+            row.provision_id
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
             escape(&row.error),
             row.attempts.to_string(),
             row.updated_at.clone(),
@@ -324,7 +392,10 @@ impl LedgerWriter {
             .write_record(&record)
             .map_err(io::Error::other)
             .and_then(|_| self.writer.flush())
-            .map_err(|source| LedgerError::Write { path: self.path.clone(), source })?;
+            .map_err(|source| LedgerError::Write {
+                path: self.path.clone(),
+                source,
+            })?;
         self.appended += 1;
         Ok(())
     }
@@ -338,19 +409,29 @@ impl LedgerWriter {
     /// first in this input's order, then rows of earlier runs that this input does not
     /// mention. Nothing is rewritten when this run added nothing.
     pub fn compact(mut self) -> Result<(), LedgerError> {
-        self.writer.flush().map_err(|source| LedgerError::Write { path: self.path.clone(), source })?;
+        self.writer.flush().map_err(|source| LedgerError::Write {
+            path: self.path.clone(),
+            source,
+        })?;
         if self.appended == 0 {
             return Ok(());
         }
-        let write_error = |source| LedgerError::Write { path: self.path.clone(), source };
+        let write_error = |source| LedgerError::Write {
+            path: self.path.clone(),
+            source,
+        };
         let plan = CompactionPlan::build(&self.path, self.run_start, &self.skipped)?;
         let folder = match self.path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let temp = tempfile::Builder::new().prefix(".bunq-onboard-results").tempfile_in(&folder).map_err(write_error)?;
+        let temp = tempfile::Builder::new()
+            .prefix(".bunq-onboard-results")
+            .tempfile_in(&folder)
+            .map_err(write_error)?;
         let mut out = csv::WriterBuilder::new().from_writer(io::BufWriter::new(temp.as_file()));
-        out.write_record(HEADER).map_err(|e| write_error(io::Error::other(e)))?;
+        out.write_record(HEADER)
+            .map_err(|e| write_error(io::Error::other(e)))?;
         let mut source = csv::ReaderBuilder::new()
             .flexible(true)
             .has_headers(false)
@@ -359,8 +440,13 @@ impl LedgerWriter {
         for (offset, line_override) in plan.rows {
             let mut position = csv::Position::new();
             position.set_byte(offset);
-            source.seek(position).map_err(|e| write_error(io::Error::other(e)))?;
-            if !source.read_record(&mut record).map_err(|e| write_error(io::Error::other(e)))? {
+            source
+                .seek(position)
+                .map_err(|e| write_error(io::Error::other(e)))?;
+            if !source
+                .read_record(&mut record)
+                .map_err(|e| write_error(io::Error::other(e)))?
+            {
                 continue;
             }
             match line_override {
@@ -397,7 +483,9 @@ struct Entry {
 
 impl CompactionPlan {
     fn build(path: &Path, run_start: u64, skipped: &[(u64, u128)]) -> Result<Self, LedgerError> {
-        let Some((mut reader, _)) = open_log_reader(path)? else { return Ok(Self { rows: Vec::new() }) };
+        let Some((mut reader, _)) = open_log_reader(path)? else {
+            return Ok(Self { rows: Vec::new() });
+        };
         let mut entries = Vec::new();
         let mut record = csv::StringRecord::new();
         loop {
@@ -405,7 +493,9 @@ impl CompactionPlan {
             if !read_record(&mut reader, &mut record) {
                 break;
             }
-            let Some(row) = ResultRow::from_record(&record) else { continue };
+            let Some(row) = ResultRow::from_record(&record) else {
+                continue;
+            };
             entries.push(Entry {
                 key: row.key(),
                 offset,
@@ -420,15 +510,26 @@ impl CompactionPlan {
         entries.sort_unstable_by_key(|e| (e.key, e.offset));
         let mut survivors: Vec<Entry> = Vec::new();
         for group in entries.chunk_by_mut(|a, b| a.key == b.key) {
-            let pick = group.iter().rposition(|e| e.status == RowStatus::Provisioned).unwrap_or(group.len() - 1);
+            let pick = group
+                .iter()
+                .rposition(|e| e.status == RowStatus::Provisioned)
+                .unwrap_or(group.len() - 1);
             let chosen = &group[pick];
-            survivors.push(Entry { this_run: group.iter().any(|e| e.this_run), ..*chosen });
+            survivors.push(Entry {
+                this_run: group.iter().any(|e| e.this_run),
+                ..*chosen
+            });
         }
         drop(entries);
 
-        let mut skipped_uuids: Vec<(u128, u64)> = skipped.iter().map(|&(line, uuid)| (uuid, line)).collect();
+        let mut skipped_uuids: Vec<(u128, u64)> =
+            skipped.iter().map(|&(line, uuid)| (uuid, line)).collect();
         skipped_uuids.sort_unstable();
-        let mut lines_this_run: Vec<u64> = survivors.iter().filter(|e| e.this_run).map(|e| e.line).collect();
+        let mut lines_this_run: Vec<u64> = survivors
+            .iter()
+            .filter(|e| e.this_run)
+            .map(|e| e.line)
+            .collect();
         lines_this_run.sort_unstable();
         let mut valid_uuids_this_run: Vec<u128> = survivors
             .iter()
@@ -455,7 +556,9 @@ impl CompactionPlan {
                 // An earlier invalid row is stale once this run has handled the same line, or
                 // the same user as a valid row (the row was fixed).
                 let line_redone = lines_this_run.binary_search(&entry.line).is_ok();
-                let fixed = entry.uuid.is_some_and(|u| valid_uuids_this_run.binary_search(&u).is_ok());
+                let fixed = entry
+                    .uuid
+                    .is_some_and(|u| valid_uuids_this_run.binary_search(&u).is_ok());
                 if line_redone || fixed {
                     continue;
                 }
@@ -463,7 +566,12 @@ impl CompactionPlan {
             ordered.push((1, entry.line, entry.offset, None));
         }
         ordered.sort_unstable();
-        Ok(Self { rows: ordered.into_iter().map(|(_, _, offset, line)| (offset, line)).collect() })
+        Ok(Self {
+            rows: ordered
+                .into_iter()
+                .map(|(_, _, offset, line)| (offset, line))
+                .collect(),
+        })
     }
 }
 
@@ -480,7 +588,11 @@ mod tests {
             pointer_value: format!("u{uuid}@example.com"),
             status,
             provision_id: id,
-            error: if matches!(status, RowStatus::Failed | RowStatus::Invalid) { "boom".into() } else { String::new() },
+            error: if matches!(status, RowStatus::Failed | RowStatus::Invalid) {
+                "boom".into()
+            } else {
+                String::new()
+            },
             attempts: 1,
             updated_at: now_timestamp(),
         }
@@ -488,7 +600,10 @@ mod tests {
 
     fn read_rows(path: &Path) -> Vec<ResultRow> {
         let mut reader = csv::Reader::from_path(path).unwrap();
-        reader.records().map(|r| ResultRow::from_record(&r.unwrap()).unwrap()).collect()
+        reader
+            .records()
+            .map(|r| ResultRow::from_record(&r.unwrap()).unwrap())
+            .collect()
     }
 
     #[test]
@@ -497,7 +612,9 @@ mod tests {
         let path = dir.path().join("r.csv");
         let mut writer = LedgerWriter::open(&path, false).unwrap();
         writer.append(&row(2, 1, RowStatus::Pending, None)).unwrap();
-        writer.append(&row(2, 1, RowStatus::Provisioned, Some(11))).unwrap();
+        writer
+            .append(&row(2, 1, RowStatus::Provisioned, Some(11)))
+            .unwrap();
         writer.append(&row(3, 2, RowStatus::Pending, None)).unwrap();
         writer.append(&row(4, 3, RowStatus::Failed, None)).unwrap();
         writer.append(&row(5, 4, RowStatus::Invalid, None)).unwrap();
@@ -515,17 +632,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.csv");
         let mut writer = LedgerWriter::open(&path, false).unwrap();
-        writer.append(&row(2, 1, RowStatus::Provisioned, Some(4000123))).unwrap();
+        writer
+            .append(&row(2, 1, RowStatus::Provisioned, Some(4000123)))
+            .unwrap();
         drop(writer);
         // Killed while writing the next row: its provision id is cut short.
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
-        write!(file, "3,{},EMAIL,x@example.com,provisioned,40001", Uuid::from_u128(2)).unwrap();
+        write!(
+            file,
+            "3,{},EMAIL,x@example.com,provisioned,40001",
+            Uuid::from_u128(2)
+        )
+        .unwrap();
         drop(file);
         let index = ResumeIndex::load(&path).unwrap();
         assert!(index.torn_tail);
         assert_eq!(index.provision_id(&Uuid::from_u128(2)), None);
         let mut writer = LedgerWriter::open(&path, false).unwrap();
-        writer.append(&row(3, 2, RowStatus::Provisioned, Some(4000124))).unwrap();
+        writer
+            .append(&row(3, 2, RowStatus::Provisioned, Some(4000124)))
+            .unwrap();
         drop(writer);
         let rows = read_rows(&path);
         assert_eq!(rows.len(), 2);
@@ -537,9 +663,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.csv");
         let mut first = LedgerWriter::open(&path, false).unwrap();
-        first.append(&row(2, 1, RowStatus::Provisioned, Some(11))).unwrap();
+        first
+            .append(&row(2, 1, RowStatus::Provisioned, Some(11)))
+            .unwrap();
         first.append(&row(3, 2, RowStatus::Failed, None)).unwrap();
-        first.append(&row(9, 99, RowStatus::Provisioned, Some(99))).unwrap(); // not in the next input
+        first
+            .append(&row(9, 99, RowStatus::Provisioned, Some(99)))
+            .unwrap(); // not in the next input
         first.append(&row(4, 3, RowStatus::Invalid, None)).unwrap();
         first.compact().unwrap();
 
@@ -547,14 +677,20 @@ mod tests {
         second.note_skipped(2, Uuid::from_u128(1));
         second.append(&row(4, 3, RowStatus::Pending, None)).unwrap(); // line 4 was fixed
         second.append(&row(3, 2, RowStatus::Pending, None)).unwrap();
-        second.append(&row(3, 2, RowStatus::Provisioned, Some(12))).unwrap();
-        second.append(&row(4, 3, RowStatus::Provisioned, Some(13))).unwrap();
+        second
+            .append(&row(3, 2, RowStatus::Provisioned, Some(12)))
+            .unwrap();
+        second
+            .append(&row(4, 3, RowStatus::Provisioned, Some(13)))
+            .unwrap();
         // A duplicate of line 2's uuid: invalid, but must not hide the provisioned row.
         second.append(&row(5, 1, RowStatus::Invalid, None)).unwrap();
         second.compact().unwrap();
 
-        let summary: Vec<(u64, RowStatus, Option<u64>)> =
-            read_rows(&path).iter().map(|r| (r.line, r.status, r.provision_id)).collect();
+        let summary: Vec<(u64, RowStatus, Option<u64>)> = read_rows(&path)
+            .iter()
+            .map(|r| (r.line, r.status, r.provision_id))
+            .collect();
         assert_eq!(
             summary,
             vec![
@@ -572,9 +708,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("users.csv");
         std::fs::write(&path, "email,name\na@example.com,A\n").unwrap();
-        assert!(matches!(LedgerWriter::open(&path, false), Err(LedgerError::ForeignHeader { .. })));
-        assert!(matches!(ResumeIndex::load(&path), Err(LedgerError::ForeignHeader { .. })));
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "email,name\na@example.com,A\n");
+        assert!(matches!(
+            LedgerWriter::open(&path, false),
+            Err(LedgerError::ForeignHeader { .. })
+        ));
+        assert!(matches!(
+            ResumeIndex::load(&path),
+            Err(LedgerError::ForeignHeader { .. })
+        ));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "email,name\na@example.com,A\n"
+        );
     }
 
     #[test]
@@ -587,7 +732,11 @@ mod tests {
         phone.pointer_value = "+31612345678".into();
         writer.append(&phone).unwrap();
         drop(writer);
-        assert!(std::fs::read_to_string(&path).unwrap().contains("'+31612345678"));
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("'+31612345678")
+        );
         assert_eq!(read_rows(&path)[0].pointer_value, "+31612345678");
     }
 }

@@ -53,7 +53,11 @@ impl RunSummary {
 
     pub fn to_text(&self) -> String {
         let mut text = String::new();
-        let verb = if self.dry_run { "would provision" } else { "provisioned" };
+        let verb = if self.dry_run {
+            "would provision"
+        } else {
+            "provisioned"
+        };
         text.push_str(&format!(
             "{} rows in {:.1}s: {} {verb}, {} already provisioned, {} found at bunq, {} failed, {} invalid",
             self.rows,
@@ -112,7 +116,12 @@ impl Progress {
     pub fn new(quiet: bool, total: u64) -> Self {
         let started = Instant::now();
         if quiet {
-            return Self { bar: None, plain_every: None, last_plain: started, started };
+            return Self {
+                bar: None,
+                plain_every: None,
+                last_plain: started,
+                started,
+            };
         }
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
@@ -124,9 +133,19 @@ impl Progress {
                 .progress_chars("=> "),
             );
             bar.enable_steady_tick(Duration::from_millis(200));
-            return Self { bar: Some(bar), plain_every: None, last_plain: started, started };
+            return Self {
+                bar: Some(bar),
+                plain_every: None,
+                last_plain: started,
+                started,
+            };
         }
-        Self { bar: None, plain_every: Some(Duration::from_secs(5)), last_plain: started, started }
+        Self {
+            bar: None,
+            plain_every: Some(Duration::from_secs(5)),
+            last_plain: started,
+            started,
+        }
     }
 
     pub fn update(&mut self, counts: &Counts) {
@@ -160,7 +179,11 @@ impl Progress {
 
 /// Quotes a path for the rerun command so it can be pasted into a POSIX shell.
 pub fn shell_quote(text: &str) -> String {
-    if !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@+,".contains(c)) {
+    if !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@+,".contains(c))
+    {
         text.to_string()
     } else {
         format!("'{}'", text.replace('\'', r"'\''"))
@@ -173,7 +196,11 @@ mod tests {
 
     #[test]
     fn exit_codes_follow_the_readme() {
-        let mut summary = RunSummary { rows: 3, provisioned: 3, ..Default::default() };
+        let mut summary = RunSummary {
+            rows: 3,
+            provisioned: 3,
+            ..Default::default()
+        };
         assert_eq!(summary.exit_code(), 0);
         summary.invalid = 1;
         assert_eq!(summary.exit_code(), 1);

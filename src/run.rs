@@ -23,8 +23,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Provision(args) => provision(*args).await,
         Command::Validate(args) => {
-            let summary = tokio::task::spawn_blocking(move || crate::input::run_validate(&args)).await??;
-            Ok(if summary.invalid == 0 { EXIT_OK } else { EXIT_ROWS_FAILED })
+            let summary =
+                tokio::task::spawn_blocking(move || crate::input::run_validate(&args)).await??;
+            Ok(if summary.invalid == 0 {
+                EXIT_OK
+            } else {
+                EXIT_ROWS_FAILED
+            })
         }
         Command::Status(args) => crate::status::run(*args, interrupt_on_signals()).await,
         Command::Simulate(args) => {
@@ -42,7 +47,9 @@ pub fn interrupt_on_signals() -> CancellationToken {
     let cancel = token.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        eprintln!("\ninterrupted: finishing the rows in flight and writing the results (Ctrl-C again to quit at once)");
+        eprintln!(
+            "\ninterrupted: finishing the rows in flight and writing the results (Ctrl-C again to quit at once)"
+        );
         cancel.cancel();
         wait_for_signal().await;
         eprintln!("interrupted twice: quitting now; rerun to continue, finished rows are saved");
@@ -75,40 +82,73 @@ async fn wait_for_signal() {
 
 /// Connects to bunq (or starts the simulator for `--simulate`). Returns the simulator too, so
 /// it lives as long as the run.
-pub async fn connect(api: &ApiArgs, simulate: bool) -> anyhow::Result<(Arc<BunqClient>, Option<Simulator>)> {
+pub async fn connect(
+    api: &ApiArgs,
+    simulate: bool,
+) -> anyhow::Result<(Arc<BunqClient>, Option<Simulator>)> {
     let (base_url, key, store, simulator) = if simulate {
-        let simulator = Simulator::start("127.0.0.1:0".parse().expect("address"), SimOptions::default())
-            .await
-            .context("starting the built-in simulator")?;
+        let simulator = Simulator::start(
+            "127.0.0.1:0".parse().expect("address"),
+            SimOptions::default(),
+        )
+        .await
+        .context("starting the built-in simulator")?;
         // A throwaway key and an in-memory context: a rehearsal leaves nothing behind.
-        let key = ApiKey::new(format!("sandbox_simulated_{}", uuid::Uuid::new_v4().simple()));
-        (simulator.base_url(), key, ContextStore::InMemory, Some(simulator))
+        let key = ApiKey::new(format!(
+            "sandbox_simulated_{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        (
+            simulator.base_url(),
+            key,
+            ContextStore::InMemory,
+            Some(simulator),
+        )
     } else {
-        let base_url = api.base_url.clone().unwrap_or_else(|| api.env.base_url().to_string());
-        (base_url, load_api_key(api)?, ContextStore::File(api.context.clone()), None)
+        let base_url = api
+            .base_url
+            .clone()
+            .unwrap_or_else(|| api.env.base_url().to_string());
+        (
+            base_url,
+            load_api_key(api)?,
+            ContextStore::File(api.context.clone()),
+            None,
+        )
     };
     let mut config = ClientConfig::new(base_url, key, store);
     config.body_format = api.body_format;
     config.request_timeout = api.request_timeout;
     config.session_min_interval = api.session_min_interval;
-    let client = BunqClient::connect(config).await.context("connecting to bunq")?;
+    let client = BunqClient::connect(config)
+        .await
+        .context("connecting to bunq")?;
     Ok((Arc::new(client), simulator))
 }
 
 /// `<input stem>.results.csv` beside the input.
 pub fn default_results_path(input: &Path) -> PathBuf {
-    let stem = input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "input".into());
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "input".into());
     input.with_file_name(format!("{stem}.results.csv"))
 }
 
 async fn provision(args: ProvisionArgs) -> anyhow::Result<u8> {
-    let results = args.results.clone().unwrap_or_else(|| default_results_path(&args.input));
+    let results = args
+        .results
+        .clone()
+        .unwrap_or_else(|| default_results_path(&args.input));
     if results == args.input {
         anyhow::bail!("--results must not be the input file");
     }
     // A dry run without a key still validates and builds the payloads; it just cannot look
     // anything up at bunq.
-    let need_client = !args.dry_run || args.simulate || args.api.api_key_file.is_some() || std::env::var_os("BUNQ_API_KEY").is_some();
+    let need_client = !args.dry_run
+        || args.simulate
+        || args.api.api_key_file.is_some()
+        || std::env::var_os("BUNQ_API_KEY").is_some();
     let (client, simulator) = if need_client {
         let (client, simulator) = connect(&args.api, args.simulate).await?;
         (Some(client), simulator)
@@ -127,7 +167,10 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<u8> {
         lookup_rate: Some(args.lookup_rate.unwrap_or(1.0)).filter(|r| *r > 0.0),
         max_attempts: args.max_attempts,
         max_errors: args.max_errors,
-        backoff: Backoff { base: args.backoff_base, cap: args.backoff_cap },
+        backoff: Backoff {
+            base: args.backoff_base,
+            cap: args.backoff_cap,
+        },
         quiet: args.quiet,
         dry_run: args.dry_run,
         show_payloads: args.show_payloads,

@@ -5,6 +5,9 @@ pub struct StatusArgs {
     pub results: std::path::PathBuf,
 }
 
-pub async fn run(_args: StatusArgs, _interrupt: tokio_util::sync::CancellationToken) -> anyhow::Result<u8> {
+pub async fn run(
+    _args: StatusArgs,
+    _interrupt: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<u8> {
     anyhow::bail!("the status command is not available yet")
 }

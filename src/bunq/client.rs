@@ -14,7 +14,9 @@ use tracing::{debug, info, warn};
 use super::context::{ContextError, ContextStore, StoredContext, StoredSession, unix_now};
 use super::error::{CallError, RateLimitText};
 use super::signing::{ClientKey, ServerKey, SigningError, api_key_fingerprint};
-use super::wire::{BodyFormat, Envelope, Provision, ProvisionRequest, created_provision_id, error_description};
+use super::wire::{
+    BodyFormat, Envelope, Provision, ProvisionRequest, created_provision_id, error_description,
+};
 
 /// bunq's partner hosts (bunq-api.md §1.1). All paths live under `/v1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -64,7 +66,10 @@ pub enum ConnectError {
     #[error("the stored context is unusable: {0}")]
     StoredKey(#[from] SigningError),
     #[error("{step} failed: {source}")]
-    Step { step: &'static str, source: CallError },
+    Step {
+        step: &'static str,
+        source: CallError,
+    },
     #[error("could not build the HTTP client: {0}")]
     Http(String),
 }
@@ -72,7 +77,10 @@ pub enum ConnectError {
 /// Checks a base URL: https anywhere, plain http only to a loopback host (the simulator), so
 /// no key or customer data leaves the machine unencrypted.
 pub fn check_base_url(url: &str) -> Result<String, ConnectError> {
-    let bad = |reason: &str| ConnectError::BadBaseUrl { url: url.to_string(), reason: reason.to_string() };
+    let bad = |reason: &str| ConnectError::BadBaseUrl {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    };
     let parsed = Url::parse(url).map_err(|e| bad(&e.to_string()))?;
     match parsed.scheme() {
         "https" => {}
@@ -84,7 +92,9 @@ pub fn check_base_url(url: &str) -> Result<String, ConnectError> {
                 None => false,
             };
             if !loopback {
-                return Err(bad("plain http is only allowed to a loopback address (127.0.0.1, ::1, localhost); use https"));
+                return Err(bad(
+                    "plain http is only allowed to a loopback address (127.0.0.1, ::1, localhost); use https",
+                ));
             }
         }
         _ => return Err(bad("the scheme must be https")),
@@ -160,7 +170,9 @@ pub struct BunqClient {
 
 impl std::fmt::Debug for BunqClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BunqClient").field("base_url", &self.base_url).finish_non_exhaustive()
+        f.debug_struct("BunqClient")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -183,7 +195,10 @@ impl BunqClient {
         let fingerprint = api_key_fingerprint(config.api_key.expose());
         let stored = config.context.load(&base_url, &fingerprint)?;
 
-        let bootstrap = Bootstrap { http: &http, base_url: &base_url };
+        let bootstrap = Bootstrap {
+            http: &http,
+            base_url: &base_url,
+        };
         let (stored, client_key) = match stored {
             Some(stored) => {
                 debug!("reusing the stored installation");
@@ -207,8 +222,16 @@ impl BunqClient {
         };
         let server_key = ServerKey::from_pem(&stored.server_public_key_pem)?;
         let session = match &stored.session {
-            Some(s) => Session { token: s.token.clone(), expires_at: s.expires_at, generation: 0 },
-            None => Session { token: String::new(), expires_at: 0, generation: 0 },
+            Some(s) => Session {
+                token: s.token.clone(),
+                expires_at: s.expires_at,
+                generation: 0,
+            },
+            None => Session {
+                token: String::new(),
+                expires_at: 0,
+                generation: 0,
+            },
         };
         let client = BunqClient {
             http,
@@ -227,10 +250,18 @@ impl BunqClient {
             stats: ClientStats::default(),
         };
         if client.stored().device_id.is_none() {
-            client.register_device(&config.device_description, &config.permitted_ips).await?;
+            client
+                .register_device(&config.device_description, &config.permitted_ips)
+                .await?;
         }
         if client.session_needs_renewal().await {
-            client.renew_session(0).await.map_err(|source| ConnectError::Step { step: "session-server", source })?;
+            client
+                .renew_session(0)
+                .await
+                .map_err(|source| ConnectError::Step {
+                    step: "session-server",
+                    source,
+                })?;
         }
         if client.stats.sessions_created.load(Ordering::Relaxed) == 0 {
             debug!("reusing the stored session");
@@ -243,7 +274,10 @@ impl BunqClient {
     }
 
     fn stored(&self) -> StoredContext {
-        self.stored.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.stored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn update_stored(&self, change: impl FnOnce(&mut StoredContext)) -> Result<(), ContextError> {
@@ -256,19 +290,33 @@ impl BunqClient {
     }
 
     /// `POST /device-server` (bunq-api.md §1.3): binds the API key to our installation.
-    async fn register_device(&self, description: &str, permitted_ips: &[String]) -> Result<(), ConnectError> {
-        let step = |source| ConnectError::Step { step: "device-server", source };
+    async fn register_device(
+        &self,
+        description: &str,
+        permitted_ips: &[String],
+    ) -> Result<(), ConnectError> {
+        let step = |source| ConnectError::Step {
+            step: "device-server",
+            source,
+        };
         let body = serde_json::to_vec(&json!({
             "description": description,
             "secret": self.api_key.expose(),
             "permitted_ips": permitted_ips,
         }))
         .expect("json serialises");
-        let envelope =
-            self.call_with_installation_token("device-server", &body).await.map_err(step)?;
-        let device_id = envelope.item("Id").and_then(|id| id.get("id")).and_then(Value::as_u64);
+        let envelope = self
+            .call_with_installation_token("device-server", &body)
+            .await
+            .map_err(step)?;
+        let device_id = envelope
+            .item("Id")
+            .and_then(|id| id.get("id"))
+            .and_then(Value::as_u64);
         if device_id.is_none() {
-            return Err(step(CallError::UnexpectedBody("device-server answered without an Id".into())));
+            return Err(step(CallError::UnexpectedBody(
+                "device-server answered without an Id".into(),
+            )));
         }
         self.update_stored(|stored| stored.device_id = device_id)?;
         info!("registered this device with bunq");
@@ -297,22 +345,35 @@ impl BunqClient {
             let now = unix_now();
             if earliest > now && !self.session_min_interval.is_zero() {
                 let wait = Duration::from_secs(earliest - now);
-                info!(wait_secs = wait.as_secs(), "waiting for bunq's session-server limit before renewing");
+                info!(
+                    wait_secs = wait.as_secs(),
+                    "waiting for bunq's session-server limit before renewing"
+                );
                 tokio::time::sleep(wait).await;
             }
         }
-        let body = serde_json::to_vec(&json!({ "secret": self.api_key.expose() })).expect("json serialises");
-        let envelope = self.call_with_installation_token("session-server", &body).await?;
+        let body = serde_json::to_vec(&json!({ "secret": self.api_key.expose() }))
+            .expect("json serialises");
+        let envelope = self
+            .call_with_installation_token("session-server", &body)
+            .await?;
         let token = envelope
             .item("Token")
             .and_then(|t| t.get("token"))
             .and_then(Value::as_str)
-            .ok_or_else(|| CallError::UnexpectedBody("session-server answered without a Token".into()))?
+            .ok_or_else(|| {
+                CallError::UnexpectedBody("session-server answered without a Token".into())
+            })?
             .to_string();
         // The partner is a UserCompany; the timeout lives on the user object (bunq-api.md §1.4).
-        let user = ["UserCompany", "UserPerson", "UserApiKey", "UserPaymentServiceProvider"]
-            .iter()
-            .find_map(|key| envelope.item(key));
+        let user = [
+            "UserCompany",
+            "UserPerson",
+            "UserApiKey",
+            "UserPaymentServiceProvider",
+        ]
+        .iter()
+        .find_map(|key| envelope.item(key));
         let timeout_secs = user
             .and_then(|u| u.get("session_timeout"))
             .and_then(Value::as_u64)
@@ -328,7 +389,12 @@ impl BunqClient {
             session.generation += 1;
         }
         let saved = self.update_stored(|stored| {
-            stored.session = Some(StoredSession { token, user_id, created_at: now, expires_at });
+            stored.session = Some(StoredSession {
+                token,
+                user_id,
+                created_at: now,
+                expires_at,
+            });
         });
         if let Err(e) = saved {
             warn!("the new session could not be saved to the context file: {e}");
@@ -339,18 +405,32 @@ impl BunqClient {
 
     /// device-server and session-server calls: installation token, signed body; 429s are
     /// waited out per the limit bunq states.
-    async fn call_with_installation_token(&self, endpoint: &str, body: &[u8]) -> Result<Envelope, CallError> {
+    async fn call_with_installation_token(
+        &self,
+        endpoint: &str,
+        body: &[u8],
+    ) -> Result<Envelope, CallError> {
         let url = format!("{}/{endpoint}", self.base_url);
         let mut attempts = 0;
         loop {
             attempts += 1;
             let result = self
-                .send(Method::POST, &url, Some(body), Some(&self.installation_token), Some(&self.server_key))
+                .send(
+                    Method::POST,
+                    &url,
+                    Some(body),
+                    Some(&self.installation_token),
+                    Some(&self.server_key),
+                )
                 .await;
             match result {
                 Err(CallError::RateLimited { limit, .. }) if attempts < 5 => {
                     let wait = limit.map(|l| l.per).unwrap_or(Duration::from_secs(3));
-                    info!(endpoint, wait_ms = wait.as_millis() as u64, "bunq rate limit; waiting");
+                    info!(
+                        endpoint,
+                        wait_ms = wait.as_millis() as u64,
+                        "bunq rate limit; waiting"
+                    );
                     tokio::time::sleep(wait).await;
                 }
                 Err(e) if e.disposition(false) == super::Disposition::Retryable && attempts < 5 => {
@@ -365,7 +445,12 @@ impl BunqClient {
     /// One authenticated call with the session token. On bunq's "Insufficient
     /// authorisation/authentication" the session is renewed once (single-flight) and the call
     /// is repeated with a fresh request id.
-    pub async fn call(&self, method: Method, url: &str, body: Option<&[u8]>) -> Result<Bytes, CallError> {
+    pub async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Bytes, CallError> {
         if self.session_needs_renewal().await {
             let generation = self.session.read().await.generation;
             self.renew_session(generation).await?;
@@ -374,12 +459,22 @@ impl BunqClient {
             let session = self.session.read().await;
             (session.token.clone(), session.generation)
         };
-        match self.send(method.clone(), url, body, Some(&token), Some(&self.server_key)).await {
+        match self
+            .send(
+                method.clone(),
+                url,
+                body,
+                Some(&token),
+                Some(&self.server_key),
+            )
+            .await
+        {
             Err(e) if e.is_session_expired() => {
                 info!("bunq says the session is no longer valid; renewing it");
                 self.renew_session(generation).await?;
                 let token = self.session.read().await.token.clone();
-                self.send(method, url, body, Some(&token), Some(&self.server_key)).await
+                self.send(method, url, body, Some(&token), Some(&self.server_key))
+                    .await
             }
             other => other,
         }
@@ -416,8 +511,9 @@ impl BunqClient {
         let url = format!("{}/partner-user-provision", self.base_url);
         let bytes = self.call(Method::POST, &url, Some(&body)).await?;
         let envelope = parse_envelope(&bytes)?;
-        created_provision_id(&envelope)
-            .ok_or_else(|| CallError::UnexpectedBody("the create answer holds no provision id".into()))
+        created_provision_id(&envelope).ok_or_else(|| {
+            CallError::UnexpectedBody("the create answer holds no provision id".into())
+        })
     }
 
     /// `GET /partner-user-provision/{id}` (bunq-api.md §6.3).
@@ -430,13 +526,16 @@ impl BunqClient {
             .map(|v| serde_json::from_value(v.clone()))
             .transpose()
             .map_err(|e| CallError::UnexpectedBody(e.to_string()))?
-            .ok_or_else(|| CallError::UnexpectedBody("no PartnerUserProvision in the answer".into()))
+            .ok_or_else(|| {
+                CallError::UnexpectedBody("no PartnerUserProvision in the answer".into())
+            })
     }
 
     /// The URL of the first page of `GET /partner-user-provision` with the given filters
     /// (bunq-api.md §6.4). `count` is capped at bunq's page maximum of 200.
     pub fn list_url(&self, filter: &ListFilter<'_>) -> String {
-        let mut url = Url::parse(&format!("{}/partner-user-provision", self.base_url)).expect("base url parses");
+        let mut url = Url::parse(&format!("{}/partner-user-provision", self.base_url))
+            .expect("base url parses");
         {
             let mut query = url.query_pairs_mut();
             query.append_pair("count", &filter.count.clamp(1, 200).to_string());
@@ -454,7 +553,11 @@ impl BunqClient {
     /// answer. The page links are paths on the same host; joining them to our origin means a
     /// response can never send us elsewhere.
     pub async fn list_page(&self, url: &str) -> Result<ProvisionPage, CallError> {
-        let absolute = if url.starts_with('/') { format!("{}{url}", self.origin) } else { url.to_string() };
+        let absolute = if url.starts_with('/') {
+            format!("{}{url}", self.origin)
+        } else {
+            url.to_string()
+        };
         let bytes = self.call(Method::GET, &absolute, None).await?;
         let envelope = parse_envelope(&bytes)?;
         let provisions = envelope
@@ -462,8 +565,14 @@ impl BunqClient {
             .map(|v| serde_json::from_value::<Provision>(v.clone()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| CallError::UnexpectedBody(e.to_string()))?;
-        let older_url = envelope.pagination.and_then(|p| p.older_url).filter(|u| !u.is_empty());
-        Ok(ProvisionPage { provisions, older_url })
+        let older_url = envelope
+            .pagination
+            .and_then(|p| p.older_url)
+            .filter(|u| !u.is_empty());
+        Ok(ProvisionPage {
+            provisions,
+            older_url,
+        })
     }
 }
 
@@ -492,21 +601,30 @@ impl Bootstrap<'_> {
     /// `POST /installation` (bunq-api.md §1.2): the only unauthenticated, unsigned call. Its
     /// answer cannot be verified yet: it is what delivers bunq's key.
     async fn installation(&self, key: &ClientKey) -> Result<(String, String), ConnectError> {
-        let step = |source| ConnectError::Step { step: "installation", source };
-        let body = serde_json::to_vec(&json!({ "client_public_key": key.public_key_pem()? })).expect("json");
+        let step = |source| ConnectError::Step {
+            step: "installation",
+            source,
+        };
+        let body = serde_json::to_vec(&json!({ "client_public_key": key.public_key_pem()? }))
+            .expect("json");
         let request = with_bunq_headers(self.http.post(format!("{}/installation", self.base_url)))
             .header("Content-Type", "application/json")
             .body(body);
         let bytes = exchange(request, None).await.map_err(step)?;
         let envelope = parse_envelope(&bytes).map_err(step)?;
-        let token = envelope.item("Token").and_then(|t| t.get("token")).and_then(Value::as_str);
+        let token = envelope
+            .item("Token")
+            .and_then(|t| t.get("token"))
+            .and_then(Value::as_str);
         let server_key = envelope
             .item("ServerPublicKey")
             .and_then(|k| k.get("server_public_key"))
             .and_then(Value::as_str);
         match (token, server_key) {
             (Some(token), Some(server_key)) => Ok((token.to_string(), server_key.to_string())),
-            _ => Err(step(CallError::UnexpectedBody("installation answer lacks Token or ServerPublicKey".into()))),
+            _ => Err(step(CallError::UnexpectedBody(
+                "installation answer lacks Token or ServerPublicKey".into(),
+            ))),
         }
     }
 }
@@ -529,10 +647,19 @@ fn with_bunq_headers(request: reqwest::RequestBuilder) -> reqwest::RequestBuilde
 
 /// Sends, reads the whole body, checks the server signature over the raw bytes before
 /// anything is parsed, and turns non-2xx answers into typed errors.
-async fn exchange(request: reqwest::RequestBuilder, server_key: Option<&ServerKey>) -> Result<Bytes, CallError> {
+async fn exchange(
+    request: reqwest::RequestBuilder,
+    server_key: Option<&ServerKey>,
+) -> Result<Bytes, CallError> {
     let response = request.send().await.map_err(transport_error)?;
     let status = response.status().as_u16();
-    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     let response_id = header("X-Bunq-Client-Response-Id");
     let signature = header("X-Bunq-Server-Signature");
     let body = response.bytes().await.map_err(transport_error)?;
@@ -540,11 +667,19 @@ async fn exchange(request: reqwest::RequestBuilder, server_key: Option<&ServerKe
     if let Some(key) = server_key {
         match &signature {
             Some(signature) if !key.verifies(&body, signature) => {
-                warn!(status, response_id = response_id.as_deref(), "response signature does not verify");
+                warn!(
+                    status,
+                    response_id = response_id.as_deref(),
+                    "response signature does not verify"
+                );
                 return Err(CallError::BadResponseSignature("does not verify"));
             }
             None if success => {
-                warn!(status, response_id = response_id.as_deref(), "response carries no signature");
+                warn!(
+                    status,
+                    response_id = response_id.as_deref(),
+                    "response carries no signature"
+                );
                 return Err(CallError::BadResponseSignature("is missing"));
             }
             _ => {}
@@ -554,18 +689,34 @@ async fn exchange(request: reqwest::RequestBuilder, server_key: Option<&ServerKe
         return Ok(body);
     }
     let description = error_description(&body);
-    warn!(status, response_id = response_id.as_deref(), "bunq answered with an error: {description}");
+    warn!(
+        status,
+        response_id = response_id.as_deref(),
+        "bunq answered with an error: {description}"
+    );
     if status == 429 {
         let limit = RateLimitText::parse(&description);
-        return Err(CallError::RateLimited { description, limit, response_id });
+        return Err(CallError::RateLimited {
+            description,
+            limit,
+            response_id,
+        });
     }
-    Err(CallError::Status { status, description, response_id })
+    Err(CallError::Status {
+        status,
+        description,
+        response_id,
+    })
 }
 
 fn transport_error(error: reqwest::Error) -> CallError {
     // Only a failed connect proves nothing was sent; anything later may have reached bunq.
     let text = error_chain(&error);
-    if error.is_connect() { CallError::NotSent(text) } else { CallError::MaybeSent(text) }
+    if error.is_connect() {
+        CallError::NotSent(text)
+    } else {
+        CallError::MaybeSent(text)
+    }
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {
@@ -580,7 +731,8 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 fn parse_envelope(bytes: &[u8]) -> Result<Envelope, CallError> {
-    serde_json::from_slice(bytes).map_err(|e| CallError::UnexpectedBody(format!("not bunq's JSON envelope: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| CallError::UnexpectedBody(format!("not bunq's JSON envelope: {e}")))
 }
 
 #[cfg(test)]
@@ -590,7 +742,10 @@ mod tests {
     #[test]
     fn base_url_allows_https_and_loopback_http_only() {
         assert!(check_base_url("https://partner-api.sandbox.bunq.com/v1/").is_ok());
-        assert_eq!(check_base_url("http://127.0.0.1:8080/v1").unwrap(), "http://127.0.0.1:8080/v1");
+        assert_eq!(
+            check_base_url("http://127.0.0.1:8080/v1").unwrap(),
+            "http://127.0.0.1:8080/v1"
+        );
         assert!(check_base_url("http://[::1]:80/v1").is_ok());
         assert!(check_base_url("http://localhost:1/v1").is_ok());
         assert!(check_base_url("http://10.0.0.1/v1").is_err());
@@ -600,6 +755,9 @@ mod tests {
 
     #[test]
     fn api_key_debug_is_redacted() {
-        assert_eq!(format!("{:?}", ApiKey::new("sandbox_secret")), "ApiKey(<redacted>)");
+        assert_eq!(
+            format!("{:?}", ApiKey::new("sandbox_secret")),
+            "ApiKey(<redacted>)"
+        );
     }
 }

@@ -15,16 +15,29 @@ const FORMAT_VERSION: u32 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
     #[error("could not read the context file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("the context file {path} is not a bunq-onboard context ({reason}); move it away or pass another --context")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the context file {path} is not a bunq-onboard context ({reason}); move it away or pass another --context"
+    )]
     Corrupt { path: PathBuf, reason: String },
     #[error(
         "the context file {path} belongs to {what} ({found}), not to this run's ({expected}); \
          it was left untouched: pass another --context, or delete the file to register anew"
     )]
-    Mismatch { path: PathBuf, what: &'static str, found: String, expected: String },
+    Mismatch {
+        path: PathBuf,
+        what: &'static str,
+        found: String,
+        expected: String,
+    },
     #[error("could not write the context file {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Everything needed to talk to bunq again without a new installation. Secrets inside are
@@ -95,15 +108,29 @@ impl ContextStore {
     /// Loads the context and checks it belongs to this base URL and key. A file for another
     /// target is an error, never silently replaced: it may hold the only copy of a device
     /// registration someone else depends on.
-    pub fn load(&self, base_url: &str, fingerprint: &str) -> Result<Option<StoredContext>, ContextError> {
-        let ContextStore::File(path) = self else { return Ok(None) };
+    pub fn load(
+        &self,
+        base_url: &str,
+        fingerprint: &str,
+    ) -> Result<Option<StoredContext>, ContextError> {
+        let ContextStore::File(path) = self else {
+            return Ok(None);
+        };
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(ContextError::Read { path: path.clone(), source }),
+            Err(source) => {
+                return Err(ContextError::Read {
+                    path: path.clone(),
+                    source,
+                });
+            }
         };
-        let context: StoredContext = serde_json::from_str(&text)
-            .map_err(|e| ContextError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+        let context: StoredContext =
+            serde_json::from_str(&text).map_err(|e| ContextError::Corrupt {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
         if context.version != FORMAT_VERSION {
             return Err(ContextError::Corrupt {
                 path: path.clone(),
@@ -132,9 +159,15 @@ impl ContextStore {
     /// Writes atomically (temp file in the same folder, then rename) with mode 0600, so a crash
     /// never leaves half a context and no other user can read the tokens.
     pub fn save(&self, context: &StoredContext) -> Result<(), ContextError> {
-        let ContextStore::File(path) = self else { return Ok(()) };
-        let write_error = |source| ContextError::Write { path: path.clone(), source };
-        let json = serde_json::to_vec_pretty(context).map_err(|e| write_error(std::io::Error::other(e)))?;
+        let ContextStore::File(path) = self else {
+            return Ok(());
+        };
+        let write_error = |source| ContextError::Write {
+            path: path.clone(),
+            source,
+        };
+        let json = serde_json::to_vec_pretty(context)
+            .map_err(|e| write_error(std::io::Error::other(e)))?;
         write_private_file_atomically(path, &json).map_err(write_error)
     }
 }
@@ -146,7 +179,9 @@ pub fn write_private_file_atomically(path: &Path, contents: &[u8]) -> std::io::R
         _ => Path::new("."),
     };
     // tempfile creates files 0600 on Unix; we set it explicitly so that stays true.
-    let mut temp = tempfile::Builder::new().prefix(".bunq-context").tempfile_in(folder)?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(".bunq-context")
+        .tempfile_in(folder)?;
     set_owner_only(temp.as_file())?;
     temp.write_all(contents)?;
     temp.as_file().sync_all()?;
@@ -166,7 +201,10 @@ fn set_owner_only(_file: &std::fs::File) -> std::io::Result<()> {
 }
 
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs()
 }
 
 #[cfg(test)]
@@ -174,7 +212,13 @@ mod tests {
     use super::*;
 
     fn sample() -> StoredContext {
-        StoredContext::new("https://example.test/v1", "sha256:aa".into(), "k".into(), "t".into(), "s".into())
+        StoredContext::new(
+            "https://example.test/v1",
+            "sha256:aa".into(),
+            "k".into(),
+            "t".into(),
+            "s".into(),
+        )
     }
 
     #[test]
@@ -185,10 +229,16 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("ctx.json")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join("ctx.json"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let loaded = store.load("https://example.test/v1", "sha256:aa").unwrap().unwrap();
+        let loaded = store
+            .load("https://example.test/v1", "sha256:aa")
+            .unwrap()
+            .unwrap();
         assert_eq!(loaded.installation_token, "t");
     }
 
@@ -199,9 +249,13 @@ mod tests {
         let store = ContextStore::File(path.clone());
         store.save(&sample()).unwrap();
         let before = std::fs::read(&path).unwrap();
-        let err = store.load("https://example.test/v1", "sha256:bb").unwrap_err();
+        let err = store
+            .load("https://example.test/v1", "sha256:bb")
+            .unwrap_err();
         assert!(err.to_string().contains("another API key"), "{err}");
-        let err = store.load("https://other.test/v1", "sha256:aa").unwrap_err();
+        let err = store
+            .load("https://other.test/v1", "sha256:aa")
+            .unwrap_err();
         assert!(err.to_string().contains("another bunq URL"), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), before);
     }

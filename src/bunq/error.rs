@@ -26,10 +26,18 @@ pub enum CallError {
     MaybeSent(String),
     /// bunq answered 429. `limit` is what its text states ("X calls per Y second").
     #[error("rate limited by bunq: {description}")]
-    RateLimited { description: String, limit: Option<RateLimitText>, response_id: Option<String> },
+    RateLimited {
+        description: String,
+        limit: Option<RateLimitText>,
+        response_id: Option<String>,
+    },
     /// Any other non-2xx answer, with bunq's own text.
     #[error("bunq answered {status}: {description}")]
-    Status { status: u16, description: String, response_id: Option<String> },
+    Status {
+        status: u16,
+        description: String,
+        response_id: Option<String>,
+    },
     /// A response whose `X-Bunq-Server-Signature` is missing or does not verify: it may have been
     /// tampered with or intercepted, so its content is not trusted (bunq-api.md §3.2).
     #[error("bunq's response signature {0}; the response was not trusted")]
@@ -45,12 +53,16 @@ impl CallError {
     /// Classifies the error for a call with the given method. Only POSTs create anything, so
     /// only they can be ambiguous.
     pub fn disposition(&self, is_post: bool) -> Disposition {
-        let ambiguous_if_post = if is_post { Disposition::Ambiguous } else { Disposition::Retryable };
+        let ambiguous_if_post = if is_post {
+            Disposition::Ambiguous
+        } else {
+            Disposition::Retryable
+        };
         match self {
             CallError::NotSent(_) | CallError::RateLimited { .. } => Disposition::Retryable,
-            CallError::MaybeSent(_) | CallError::BadResponseSignature(_) | CallError::UnexpectedBody(_) => {
-                ambiguous_if_post
-            }
+            CallError::MaybeSent(_)
+            | CallError::BadResponseSignature(_)
+            | CallError::UnexpectedBody(_) => ambiguous_if_post,
             // 491 is maintenance: bunq turned the request away before acting on it.
             CallError::Status { status: 491, .. } => Disposition::Retryable,
             CallError::Status { status, .. } if *status >= 500 => ambiguous_if_post,
@@ -62,7 +74,11 @@ impl CallError {
     /// with both 401 and 403 and both spellings, bunq-clients.md §1.5).
     pub fn is_session_expired(&self) -> bool {
         match self {
-            CallError::Status { status: 401 | 403, description, .. } => {
+            CallError::Status {
+                status: 401 | 403,
+                description,
+                ..
+            } => {
                 let text = description.to_ascii_lowercase();
                 text.contains("insufficient authorisation")
                     || text.contains("insufficient authorization")
@@ -76,10 +92,16 @@ impl CallError {
     /// answer (bunq-api.md §6.5), so the engine looks the row up instead of failing it.
     pub fn is_duplicate_external_uuid(&self) -> bool {
         match self {
-            CallError::Status { status: 400 | 409 | 490, description, .. } => {
+            CallError::Status {
+                status: 400 | 409 | 490,
+                description,
+                ..
+            } => {
                 let text = description.to_ascii_lowercase();
                 text.contains("external_uuid")
-                    && (text.contains("already") || text.contains("exist") || text.contains("duplicate"))
+                    && (text.contains("already")
+                        || text.contains("exist")
+                        || text.contains("duplicate"))
             }
             _ => false,
         }
@@ -131,7 +153,10 @@ impl RateLimitText {
         if calls == 0 || !(seconds > 0.0 && seconds.is_finite()) {
             return None;
         }
-        Some(Self { calls, per: Duration::from_secs_f64(seconds) })
+        Some(Self {
+            calls,
+            per: Duration::from_secs_f64(seconds),
+        })
     }
 
     /// The even spacing between calls that stays inside the stated limit.
@@ -150,31 +175,62 @@ mod tests {
             "Too many requests. You can do a maximum of 3 calls per 3 second to this endpoint.",
         )
         .unwrap();
-        assert_eq!(limit, RateLimitText { calls: 3, per: Duration::from_secs(3) });
+        assert_eq!(
+            limit,
+            RateLimitText {
+                calls: 3,
+                per: Duration::from_secs(3)
+            }
+        );
         assert_eq!(limit.interval(), Duration::from_secs(1));
-        let plural = RateLimitText::parse("You can do a maximum of 1 calls per 30 seconds").unwrap();
+        let plural =
+            RateLimitText::parse("You can do a maximum of 1 calls per 30 seconds").unwrap();
         assert_eq!(plural.per, Duration::from_secs(30));
         assert_eq!(RateLimitText::parse("Too many requests."), None);
-        assert_eq!(RateLimitText::parse("maximum of 0 calls per 3 second"), None);
+        assert_eq!(
+            RateLimitText::parse("maximum of 0 calls per 3 second"),
+            None
+        );
     }
 
     #[test]
     fn post_failures_that_may_have_committed_are_ambiguous() {
-        let server = CallError::Status { status: 500, description: "x".into(), response_id: None };
+        let server = CallError::Status {
+            status: 500,
+            description: "x".into(),
+            response_id: None,
+        };
         assert_eq!(server.disposition(true), Disposition::Ambiguous);
         assert_eq!(server.disposition(false), Disposition::Retryable);
-        let maintenance = CallError::Status { status: 491, description: "x".into(), response_id: None };
+        let maintenance = CallError::Status {
+            status: 491,
+            description: "x".into(),
+            response_id: None,
+        };
         assert_eq!(maintenance.disposition(true), Disposition::Retryable);
-        assert_eq!(CallError::MaybeSent("reset".into()).disposition(true), Disposition::Ambiguous);
-        assert_eq!(CallError::NotSent("refused".into()).disposition(true), Disposition::Retryable);
-        let bad_request = CallError::Status { status: 400, description: "x".into(), response_id: None };
+        assert_eq!(
+            CallError::MaybeSent("reset".into()).disposition(true),
+            Disposition::Ambiguous
+        );
+        assert_eq!(
+            CallError::NotSent("refused".into()).disposition(true),
+            Disposition::Retryable
+        );
+        let bad_request = CallError::Status {
+            status: 400,
+            description: "x".into(),
+            response_id: None,
+        };
         assert_eq!(bad_request.disposition(true), Disposition::Permanent);
     }
 
     #[test]
     fn recognises_session_expiry_and_duplicate_texts() {
-        let expired =
-            CallError::Status { status: 403, description: "Insufficient authentication.".into(), response_id: None };
+        let expired = CallError::Status {
+            status: 403,
+            description: "Insufficient authentication.".into(),
+            response_id: None,
+        };
         assert!(expired.is_session_expired());
         let duplicate = CallError::Status {
             status: 400,

@@ -6,7 +6,9 @@ pub mod error;
 pub mod signing;
 pub mod wire;
 
-pub use client::{ApiKey, BunqClient, ClientConfig, ConnectError, Environment, ListFilter, ProvisionPage};
+pub use client::{
+    ApiKey, BunqClient, ClientConfig, ConnectError, Environment, ListFilter, ProvisionPage,
+};
 pub use context::ContextStore;
 pub use error::{CallError, Disposition, RateLimitText};
 pub use wire::{BodyFormat, Provision, ProvisionRequest};

@@ -41,38 +41,63 @@ impl std::fmt::Debug for ClientKey {
 impl ClientKey {
     /// A fresh 2048-bit key, the size every bunq SDK uses (bunq-clients.md §1.3).
     pub fn generate() -> Result<Self, SigningError> {
-        let key_pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| SigningError::KeyGeneration)?;
-        Ok(Self { key_pair, rng: SystemRandom::new() })
+        let key_pair =
+            KeyPair::generate(KeySize::Rsa2048).map_err(|_| SigningError::KeyGeneration)?;
+        Ok(Self {
+            key_pair,
+            rng: SystemRandom::new(),
+        })
     }
 
     pub fn from_pkcs8_pem(pem_text: &str) -> Result<Self, SigningError> {
-        let parsed = pem::parse(pem_text).map_err(|e| SigningError::BadPrivateKey(e.to_string()))?;
+        let parsed =
+            pem::parse(pem_text).map_err(|e| SigningError::BadPrivateKey(e.to_string()))?;
         if parsed.tag() != "PRIVATE KEY" {
-            return Err(SigningError::BadPrivateKey(format!("unexpected PEM block {:?}", parsed.tag())));
+            return Err(SigningError::BadPrivateKey(format!(
+                "unexpected PEM block {:?}",
+                parsed.tag()
+            )));
         }
-        let key_pair =
-            KeyPair::from_pkcs8(parsed.contents()).map_err(|e| SigningError::BadPrivateKey(e.to_string()))?;
-        Ok(Self { key_pair, rng: SystemRandom::new() })
+        let key_pair = KeyPair::from_pkcs8(parsed.contents())
+            .map_err(|e| SigningError::BadPrivateKey(e.to_string()))?;
+        Ok(Self {
+            key_pair,
+            rng: SystemRandom::new(),
+        })
     }
 
     /// PKCS#8 `-----BEGIN PRIVATE KEY-----`, as the SDKs store it.
     pub fn private_key_pem(&self) -> Result<String, SigningError> {
         let der: Pkcs8V1Der<'static> = self.key_pair.as_der().map_err(|_| SigningError::Sign)?;
-        Ok(pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_ref().to_vec())))
+        Ok(pem::encode(&pem::Pem::new(
+            "PRIVATE KEY",
+            der.as_ref().to_vec(),
+        )))
     }
 
     /// SPKI `-----BEGIN PUBLIC KEY-----`, the form `client_public_key` takes (bunq-api.md §1.2).
     pub fn public_key_pem(&self) -> Result<String, SigningError> {
-        let der: PublicKeyX509Der<'static> =
-            self.key_pair.public_key().as_der().map_err(|_| SigningError::Sign)?;
-        Ok(pem::encode(&pem::Pem::new("PUBLIC KEY", der.as_ref().to_vec())))
+        let der: PublicKeyX509Der<'static> = self
+            .key_pair
+            .public_key()
+            .as_der()
+            .map_err(|_| SigningError::Sign)?;
+        Ok(pem::encode(&pem::Pem::new(
+            "PUBLIC KEY",
+            der.as_ref().to_vec(),
+        )))
     }
 
     /// Base64 RSA-SHA256 PKCS#1 v1.5 signature over exactly `body`, for `X-Bunq-Client-Signature`.
     pub fn sign_base64(&self, body: &[u8]) -> Result<String, SigningError> {
         let mut signature = vec![0u8; self.key_pair.public_modulus_len()];
         self.key_pair
-            .sign(&signature::RSA_PKCS1_SHA256, &self.rng, body, &mut signature)
+            .sign(
+                &signature::RSA_PKCS1_SHA256,
+                &self.rng,
+                body,
+                &mut signature,
+            )
             .map_err(|_| SigningError::Sign)?;
         Ok(BASE64.encode(signature))
     }
@@ -112,7 +137,10 @@ impl ServerKey {
 /// tell whether the file belongs to the key it was given without storing the key twice.
 pub fn api_key_fingerprint(api_key: &str) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, api_key.as_bytes());
-    let hex: String = digest.as_ref()[..12].iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = digest.as_ref()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     format!("sha256:{hex}")
 }
 
@@ -136,7 +164,10 @@ mod tests {
     fn fingerprint_is_stable_and_does_not_contain_the_key() {
         let key = "sandbox_abcdef0123456789";
         assert_eq!(api_key_fingerprint(key), api_key_fingerprint(key));
-        assert_ne!(api_key_fingerprint(key), api_key_fingerprint("sandbox_other"));
+        assert_ne!(
+            api_key_fingerprint(key),
+            api_key_fingerprint("sandbox_other")
+        );
         assert!(!api_key_fingerprint(key).contains("abcdef"));
     }
 }

@@ -133,15 +133,22 @@ pub struct ErrorItem {
 /// when it is not bunq's envelope (a proxy's HTML page, say).
 pub fn error_description(body: &[u8]) -> String {
     if let Ok(envelope) = serde_json::from_slice::<ErrorEnvelope>(body) {
-        let texts: Vec<String> =
-            envelope.error.into_iter().filter_map(|item| item.error_description).collect();
+        let texts: Vec<String> = envelope
+            .error
+            .into_iter()
+            .filter_map(|item| item.error_description)
+            .collect();
         if !texts.is_empty() {
             return texts.join(" ");
         }
     }
     let text = String::from_utf8_lossy(body);
     let excerpt: String = text.chars().take(200).collect();
-    if excerpt.trim().is_empty() { "(empty body)".to_string() } else { excerpt.trim().to_string() }
+    if excerpt.trim().is_empty() {
+        "(empty body)".to_string()
+    } else {
+        excerpt.trim().to_string()
+    }
 }
 
 /// One `PartnerUserProvision` (bunq-api.md §6.3). Unknown or changing sub-objects
@@ -182,7 +189,10 @@ impl std::fmt::Debug for Credential {
         f.debug_struct("Credential")
             .field("status", &self.status)
             .field("expiry_time", &self.expiry_time)
-            .field("token_value", &self.token_value.as_ref().map(|_| "<redacted>"))
+            .field(
+                "token_value",
+                &self.token_value.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -246,7 +256,10 @@ mod tests {
             error_description(br#"{"Error":[{"error_description":"Bad thing.","error_description_translated":"x"}]}"#),
             "Bad thing."
         );
-        assert_eq!(error_description(b"<html>gateway</html>"), "<html>gateway</html>");
+        assert_eq!(
+            error_description(b"<html>gateway</html>"),
+            "<html>gateway</html>"
+        );
         assert_eq!(error_description(b""), "(empty body)");
     }
 

@@ -34,7 +34,10 @@ pub enum EngineError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error("could not write the error file {path}: {source}")]
-    ErrorFile { path: PathBuf, source: std::io::Error },
+    ErrorFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the input reader stopped unexpectedly: {0}")]
     Reader(String),
 }
@@ -80,10 +83,16 @@ pub async fn run(
     interrupt: CancellationToken,
 ) -> Result<RunSummary, EngineError> {
     let started = Instant::now();
-    let results_path = if options.dry_run { dry_run_path(&options.results) } else { options.results.clone() };
+    let results_path = if options.dry_run {
+        dry_run_path(&options.results)
+    } else {
+        options.results.clone()
+    };
     let index = ResumeIndex::load(&options.results)?;
     if index.torn_tail {
-        info!("the results file ended in a torn line (the last run was killed mid-write); it is ignored");
+        info!(
+            "the results file ended in a torn line (the last run was killed mid-write); it is ignored"
+        );
     }
     let ledger_was_empty = index.rows_read == 0;
 
@@ -98,10 +107,17 @@ pub async fn run(
     let lookup_pacer = Arc::new(Pacer::new(options.lookup_rate));
     let bulk = match &client {
         Some(client) if !unknown.is_empty() => {
-            let result =
-                reconcile::reconcile_bulk(client, &lookup_pacer, &unknown, options.max_attempts, &options.backoff)
-                    .await;
-            counters.lookups.fetch_add(result.requests, Ordering::Relaxed);
+            let result = reconcile::reconcile_bulk(
+                client,
+                &lookup_pacer,
+                &unknown,
+                options.max_attempts,
+                &options.backoff,
+            )
+            .await;
+            counters
+                .lookups
+                .fetch_add(result.requests, Ordering::Relaxed);
             info!(
                 rows = unknown.len(),
                 requests = result.requests,
@@ -118,15 +134,29 @@ pub async fn run(
         match std::fs::remove_file(&results_path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(LedgerError::Write { path: results_path, source }.into()),
+            Err(source) => {
+                return Err(LedgerError::Write {
+                    path: results_path,
+                    source,
+                }
+                .into());
+            }
         }
     }
     let ledger = LedgerWriter::open(&results_path, options.excel_safe)?;
     let reader = UserReader::open(&options.input, &options.input_options)?;
     let error_file = match &options.errors {
         Some(path) => Some(
-            crate::input::ErrorFileWriter::create(path, reader.headers(), reader.delimiter(), options.excel_safe)
-                .map_err(|source| EngineError::ErrorFile { path: path.clone(), source })?,
+            crate::input::ErrorFileWriter::create(
+                path,
+                reader.headers(),
+                reader.delimiter(),
+                options.excel_safe,
+            )
+            .map_err(|source| EngineError::ErrorFile {
+                path: path.clone(),
+                source,
+            })?,
         ),
         None => None,
     };
@@ -134,7 +164,14 @@ pub async fn run(
     // Stops starting rows: Ctrl-C (through `interrupt`) or --max-errors.
     let stop = interrupt.child_token();
     let (events, event_receiver) = mpsc::channel::<Event>(1024);
-    let writer = OutcomeWriter::new(ledger, error_file, options.quiet, total_rows, options.max_errors, stop.clone());
+    let writer = OutcomeWriter::new(
+        ledger,
+        error_file,
+        options.quiet,
+        total_rows,
+        options.max_errors,
+        stop.clone(),
+    );
     let writer_task = tokio::spawn(writer.run(event_receiver));
 
     let (row_sender, row_receiver) = mpsc::channel::<Result<InputRow, InputError>>(256);
@@ -194,14 +231,23 @@ pub async fn run(
         .await;
     drop(worker);
     drop(events);
-    reader_task.await.map_err(|e| EngineError::Reader(e.to_string()))?;
-    let tally = writer_task.await.map_err(|e| EngineError::Reader(e.to_string()))??;
+    reader_task
+        .await
+        .map_err(|e| EngineError::Reader(e.to_string()))?;
+    let tally = writer_task
+        .await
+        .map_err(|e| EngineError::Reader(e.to_string()))??;
     if let Some(error) = fatal_input.lock().unwrap_or_else(|p| p.into_inner()).take() {
         return Err(error.into());
     }
 
     let interrupted = interrupt.is_cancelled();
-    let handled = tally.provisioned + tally.reconciled + tally.skipped + tally.failed + tally.invalid + tally.would_provision;
+    let handled = tally.provisioned
+        + tally.reconciled
+        + tally.skipped
+        + tally.failed
+        + tally.invalid
+        + tally.would_provision;
     let mut summary = RunSummary {
         rows: total_rows,
         provisioned: tally.provisioned + tally.would_provision,
@@ -216,7 +262,10 @@ pub async fn run(
         retries: counters.retries.load(Ordering::Relaxed),
         elapsed_secs: started.elapsed().as_secs_f64(),
         results_path,
-        errors_path: options.errors.clone().filter(|_| tally.failed + tally.invalid > 0),
+        errors_path: options
+            .errors
+            .clone()
+            .filter(|_| tally.failed + tally.invalid > 0),
         interrupted,
         stopped_by_max_errors: tally.stopped_by_max_errors,
         dry_run: options.dry_run,
@@ -230,7 +279,10 @@ pub async fn run(
 
 /// `users.results.csv` → `users.results.dry-run.csv`.
 pub fn dry_run_path(results: &std::path::Path) -> PathBuf {
-    let stem = results.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = results
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let stem = stem.strip_suffix(".csv").unwrap_or(&stem).to_string();
     results.with_file_name(format!("{stem}.dry-run.csv"))
 }
@@ -254,7 +306,9 @@ async fn survey(
             total += 1;
             if let Ok(user) = &row.checked {
                 let uuid = user.external_uuid;
-                if index.provision_id(&uuid).is_none() && (ledger_was_empty || index.is_unsettled(&uuid)) {
+                if index.provision_id(&uuid).is_none()
+                    && (ledger_was_empty || index.is_unsettled(&uuid))
+                {
                     unknown.push(uuid.as_u128());
                 }
             }

@@ -80,7 +80,10 @@ impl Pacer {
         state.calls_since_change += 1;
         if state.calls_since_change >= RECOVERY_EVERY {
             state.calls_since_change = 0;
-            let floor = state.learned_interval.unwrap_or(state.cap_interval).max(state.cap_interval);
+            let floor = state
+                .learned_interval
+                .unwrap_or(state.cap_interval)
+                .max(state.cap_interval);
             state.interval = state.interval.mul_f64(RECOVERY_FACTOR).max(floor);
         }
     }
@@ -94,7 +97,10 @@ impl Pacer {
         state.calls_since_change = 0;
         let slower = match stated {
             Some(limit) => {
-                let learned = limit.interval().mul_f64(STATED_LIMIT_MARGIN).max(state.cap_interval);
+                let learned = limit
+                    .interval()
+                    .mul_f64(STATED_LIMIT_MARGIN)
+                    .max(state.cap_interval);
                 state.learned_interval = Some(learned);
                 state.interval.max(learned.mul_f64(1.25))
             }

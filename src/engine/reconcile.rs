@@ -31,7 +31,11 @@ pub async fn lookup_one(
     max_attempts: u32,
     backoff: &Backoff,
 ) -> Result<Lookup, CallError> {
-    let url = client.list_url(&ListFilter { external_uuid: Some(uuid), status: None, count: 10 });
+    let url = client.list_url(&ListFilter {
+        external_uuid: Some(uuid),
+        status: None,
+        count: 10,
+    });
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -44,7 +48,11 @@ pub async fn lookup_one(
                 let found = page
                     .provisions
                     .iter()
-                    .filter(|p| p.external_uuid.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(&wanted)))
+                    .filter(|p| {
+                        p.external_uuid
+                            .as_deref()
+                            .is_some_and(|u| u.eq_ignore_ascii_case(&wanted))
+                    })
                     .map(|p| p.id)
                     .min();
                 return Ok(found.map_or(Lookup::Absent, Lookup::Exists));
@@ -52,7 +60,10 @@ pub async fn lookup_one(
             Err(CallError::RateLimited { limit, .. }) if attempt < max_attempts.max(1) * 4 => {
                 pacer.on_rate_limited(limit);
             }
-            Err(e) if e.disposition(false) == crate::bunq::Disposition::Retryable && attempt < max_attempts => {
+            Err(e)
+                if e.disposition(false) == crate::bunq::Disposition::Retryable
+                    && attempt < max_attempts =>
+            {
                 tokio::time::sleep(backoff.delay(attempt)).await;
             }
             Err(e) => return Err(e),
@@ -75,7 +86,10 @@ pub struct BulkResult {
 impl BulkResult {
     pub fn existing_id(&self, uuid: &Uuid) -> Option<u64> {
         let key = uuid.as_u128();
-        self.existing.binary_search_by_key(&key, |(u, _)| *u).ok().map(|i| self.existing[i].1)
+        self.existing
+            .binary_search_by_key(&key, |(u, _)| *u)
+            .ok()
+            .map(|i| self.existing[i].1)
     }
     pub fn is_absent(&self, uuid: &Uuid) -> bool {
         self.absent.binary_search(&uuid.as_u128()).is_ok()
@@ -99,14 +113,21 @@ pub async fn reconcile_bulk(
     }
     let mut found = vec![false; wanted.len()];
     let mut found_count = 0usize;
-    let mut url = Some(client.list_url(&ListFilter { external_uuid: None, status: None, count: PAGE_SIZE }));
+    let mut url = Some(client.list_url(&ListFilter {
+        external_uuid: None,
+        status: None,
+        count: PAGE_SIZE,
+    }));
     let mut attempt = 0;
     while let Some(page_url) = url.clone() {
         if found_count == wanted.len() {
             break;
         }
         if result.pages >= (wanted.len() - found_count) as u64 {
-            info!(pages = result.pages, "stopping the list scan: per-row lookups are cheaper for the rest");
+            info!(
+                pages = result.pages,
+                "stopping the list scan: per-row lookups are cheaper for the rest"
+            );
             return finish(result, wanted, &found, false);
         }
         pacer.acquire().await;
@@ -117,7 +138,11 @@ pub async fn reconcile_bulk(
                 attempt = 0;
                 result.pages += 1;
                 for provision in &page.provisions {
-                    let Some(uuid) = provision.external_uuid.as_deref().and_then(|u| Uuid::parse_str(u).ok()) else {
+                    let Some(uuid) = provision
+                        .external_uuid
+                        .as_deref()
+                        .and_then(|u| Uuid::parse_str(u).ok())
+                    else {
                         continue;
                     };
                     if let Ok(i) = wanted.binary_search(&uuid.as_u128()) {
@@ -136,29 +161,44 @@ pub async fn reconcile_bulk(
                 pacer.on_rate_limited(limit);
                 attempt += 1;
                 if attempt > 20 {
-                    warn!("the list scan keeps hitting bunq's rate limit; falling back to per-row lookups");
+                    warn!(
+                        "the list scan keeps hitting bunq's rate limit; falling back to per-row lookups"
+                    );
                     return finish(result, wanted, &found, false);
                 }
             }
-            Err(e) if e.disposition(false) == crate::bunq::Disposition::Retryable && attempt + 1 < max_attempts => {
+            Err(e)
+                if e.disposition(false) == crate::bunq::Disposition::Retryable
+                    && attempt + 1 < max_attempts =>
+            {
                 attempt += 1;
                 tokio::time::sleep(backoff.delay(attempt)).await;
             }
             Err(e) => {
-                warn!("the list scan failed ({e}); the rows it did not reach are looked up one by one");
+                warn!(
+                    "the list scan failed ({e}); the rows it did not reach are looked up one by one"
+                );
                 return finish(result, wanted, &found, false);
             }
         }
     }
-    debug!(pages = result.pages, found = found_count, "list scan complete");
+    debug!(
+        pages = result.pages,
+        found = found_count,
+        "list scan complete"
+    );
     finish(result, wanted, &found, true)
 }
 
 fn finish(mut result: BulkResult, wanted: &[u128], found: &[bool], complete: bool) -> BulkResult {
     result.existing.sort_unstable();
     if complete {
-        result.absent = wanted.iter().zip(found).filter(|(_, f)| !**f).map(|(u, _)| *u).collect();
+        result.absent = wanted
+            .iter()
+            .zip(found)
+            .filter(|(_, f)| !**f)
+            .map(|(u, _)| *u)
+            .collect();
     }
     result
 }
-

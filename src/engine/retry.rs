@@ -13,7 +13,10 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self { base: Duration::from_millis(250), cap: Duration::from_secs(20) }
+        Self {
+            base: Duration::from_millis(250),
+            cap: Duration::from_secs(20),
+        }
     }
 }
 
@@ -32,9 +35,14 @@ mod tests {
 
     #[test]
     fn delays_stay_within_the_exponential_bound_and_the_cap() {
-        let backoff = Backoff { base: Duration::from_millis(100), cap: Duration::from_secs(1) };
+        let backoff = Backoff {
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(1),
+        };
         for attempt in 1..30 {
-            let bound = Duration::from_millis(100).saturating_mul(1 << (attempt - 1).min(20)).min(backoff.cap);
+            let bound = Duration::from_millis(100)
+                .saturating_mul(1 << (attempt - 1).min(20))
+                .min(backoff.cap);
             assert!(backoff.delay(attempt) <= bound);
         }
     }

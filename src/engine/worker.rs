@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info_span, warn, Instrument};
+use tracing::{Instrument, debug, info_span, warn};
 
 use super::reconcile::{BulkResult, Lookup, lookup_one};
 use super::writer::{Event, Finish};
@@ -41,7 +41,13 @@ pub struct Worker {
 
 /// How a provisioning attempt sequence ended.
 enum Settled {
-    Done { status: RowStatus, finish: Finish, provision_id: Option<u64>, error: String, attempts: u32 },
+    Done {
+        status: RowStatus,
+        finish: Finish,
+        provision_id: Option<u64>,
+        error: String,
+        attempts: u32,
+    },
     /// The run is stopping; the row's last word in the results file stays `pending` (or nothing,
     /// if no request was made), and the next run reconciles it.
     Abandoned,
@@ -49,14 +55,21 @@ enum Settled {
 
 impl Worker {
     pub async fn handle(&self, job: RowJob) {
-        let InputRow { line, cells, checked } = job.row;
+        let InputRow {
+            line,
+            cells,
+            checked,
+        } = job.row;
         let user = match checked {
             Ok(user) => user,
             Err(problem) => {
                 let row = ResultRow {
                     line,
                     external_uuid: problem.external_uuid,
-                    pointer_type: problem.pointer_type.map(|t| t.as_str().to_string()).unwrap_or_default(),
+                    pointer_type: problem
+                        .pointer_type
+                        .map(|t| t.as_str().to_string())
+                        .unwrap_or_default(),
                     pointer_value: problem.pointer_value.clone().unwrap_or_default(),
                     status: RowStatus::Invalid,
                     provision_id: None,
@@ -64,7 +77,12 @@ impl Worker {
                     attempts: 0,
                     updated_at: now_timestamp(),
                 };
-                self.send(Event::Finished { row, finish: Finish::Invalid, cells: Some(cells) }).await;
+                self.send(Event::Finished {
+                    row,
+                    finish: Finish::Invalid,
+                    cells: Some(cells),
+                })
+                .await;
                 return;
             }
         };
@@ -109,7 +127,14 @@ impl Worker {
         }
         .instrument(span)
         .await;
-        if let Settled::Done { status, finish, provision_id, error, attempts } = settled {
+        if let Settled::Done {
+            status,
+            finish,
+            provision_id,
+            error,
+            attempts,
+        } = settled
+        {
             let row = ResultRow {
                 line,
                 external_uuid: Some(uuid),
@@ -136,12 +161,21 @@ impl Worker {
         let shown = self.payloads_shown.fetch_add(1, Ordering::Relaxed);
         if (shown as usize) < self.options.show_payloads {
             let body = request_for(user).to_body(self.options.body_format);
-            println!("POST /v1/partner-user-provision {}", String::from_utf8_lossy(&body));
+            println!(
+                "POST /v1/partner-user-provision {}",
+                String::from_utf8_lossy(&body)
+            );
         }
     }
 
     /// The retry loop. Never two requests in flight for one row: each attempt awaits its answer.
-    async fn provision(&self, client: &BunqClient, line: u64, user: &ValidUser, mut needs_lookup: bool) -> Settled {
+    async fn provision(
+        &self,
+        client: &BunqClient,
+        line: u64,
+        user: &ValidUser,
+        mut needs_lookup: bool,
+    ) -> Settled {
         let uuid = user.external_uuid;
         let max_attempts = self.options.max_attempts.max(1);
         let mut attempts = 0u32;
@@ -161,7 +195,9 @@ impl Worker {
                             return Settled::Abandoned;
                         }
                         return done_failed(
-                            format!("could not check at bunq whether this user already exists: {e}"),
+                            format!(
+                                "could not check at bunq whether this user already exists: {e}"
+                            ),
                             attempts,
                         );
                     }
@@ -198,9 +234,16 @@ impl Worker {
             if error.is_duplicate_external_uuid() {
                 // bunq already holds this uuid: ours from a lost answer, or an earlier run.
                 match self.lookup(client, uuid).await {
-                    Ok(Lookup::Exists(id)) => return done_provisioned(Finish::Reconciled, id, attempts),
+                    Ok(Lookup::Exists(id)) => {
+                        return done_provisioned(Finish::Reconciled, id, attempts);
+                    }
                     Ok(Lookup::Absent) => return done_failed(last_error, attempts),
-                    Err(e) => return done_failed(format!("{last_error}; the lookup that followed failed: {e}"), attempts),
+                    Err(e) => {
+                        return done_failed(
+                            format!("{last_error}; the lookup that followed failed: {e}"),
+                            attempts,
+                        );
+                    }
                 }
             }
             match error.disposition(true) {
@@ -219,7 +262,9 @@ impl Worker {
                     }
                 }
                 Disposition::Ambiguous => {
-                    warn!("the answer to a provision POST was lost ({error}); the row is looked up before any retry");
+                    warn!(
+                        "the answer to a provision POST was lost ({error}); the row is looked up before any retry"
+                    );
                     needs_lookup = true;
                 }
             }
@@ -228,9 +273,14 @@ impl Worker {
                 if needs_lookup {
                     // Last chance to learn the truth before recording a failure.
                     return match self.lookup(client, uuid).await {
-                        Ok(Lookup::Exists(id)) => done_provisioned(Finish::Reconciled, id, attempts),
+                        Ok(Lookup::Exists(id)) => {
+                            done_provisioned(Finish::Reconciled, id, attempts)
+                        }
                         Ok(Lookup::Absent) => done_failed(last_error, attempts),
-                        Err(e) => done_failed(format!("{last_error}; the lookup that followed failed: {e}"), attempts),
+                        Err(e) => done_failed(
+                            format!("{last_error}; the lookup that followed failed: {e}"),
+                            attempts,
+                        ),
                     };
                 }
                 return done_failed(last_error, attempts);
@@ -249,7 +299,14 @@ impl Worker {
 
     async fn lookup(&self, client: &BunqClient, uuid: uuid::Uuid) -> Result<Lookup, CallError> {
         self.counters.lookups.fetch_add(1, Ordering::Relaxed);
-        lookup_one(client, &self.lookup_pacer, uuid, self.options.max_attempts, &self.options.backoff).await
+        lookup_one(
+            client,
+            &self.lookup_pacer,
+            uuid,
+            self.options.max_attempts,
+            &self.options.backoff,
+        )
+        .await
     }
 
     /// Writes the `pending` row and waits until it is on disk.
@@ -274,11 +331,23 @@ impl Worker {
 }
 
 fn done_provisioned(finish: Finish, id: u64, attempts: u32) -> Settled {
-    Settled::Done { status: RowStatus::Provisioned, finish, provision_id: Some(id), error: String::new(), attempts }
+    Settled::Done {
+        status: RowStatus::Provisioned,
+        finish,
+        provision_id: Some(id),
+        error: String::new(),
+        attempts,
+    }
 }
 
 fn done_failed(error: String, attempts: u32) -> Settled {
-    Settled::Done { status: RowStatus::Failed, finish: Finish::Failed, provision_id: None, error, attempts }
+    Settled::Done {
+        status: RowStatus::Failed,
+        finish: Finish::Failed,
+        provision_id: None,
+        error,
+        attempts,
+    }
 }
 
 fn request_for(user: &ValidUser) -> ProvisionRequest<'_> {

@@ -26,8 +26,15 @@ pub enum Finish {
 pub enum Event {
     /// Record intent before the first POST of a row; the worker waits for the ack so the row is
     /// on disk before the request leaves.
-    Pending { row: ResultRow, ack: oneshot::Sender<bool> },
-    Finished { row: ResultRow, finish: Finish, cells: Option<csv::StringRecord> },
+    Pending {
+        row: ResultRow,
+        ack: oneshot::Sender<bool>,
+    },
+    Finished {
+        row: ResultRow,
+        finish: Finish,
+        cells: Option<csv::StringRecord>,
+    },
     /// Already provisioned per the results file: nothing is written now.
     Skipped { line: u64, uuid: uuid::Uuid },
 }
@@ -115,10 +122,12 @@ impl OutcomeWriter {
                 if let (Some(errors), Some(cells)) = (&mut self.error_file, &cells)
                     && matches!(row.status, RowStatus::Failed | RowStatus::Invalid)
                 {
-                    errors.write(row.line, cells, &row.error).map_err(|source| EngineError::ErrorFile {
-                        path: std::path::PathBuf::from("--errors"),
-                        source,
-                    })?;
+                    errors
+                        .write(row.line, cells, &row.error)
+                        .map_err(|source| EngineError::ErrorFile {
+                            path: std::path::PathBuf::from("--errors"),
+                            source,
+                        })?;
                 }
                 match finish {
                     Finish::Provisioned => self.tally.provisioned += 1,
@@ -139,7 +148,12 @@ impl OutcomeWriter {
         }
         let t = &self.tally;
         self.progress.update(&Counts {
-            done: t.provisioned + t.reconciled + t.skipped + t.failed + t.invalid + t.would_provision,
+            done: t.provisioned
+                + t.reconciled
+                + t.skipped
+                + t.failed
+                + t.invalid
+                + t.would_provision,
             total: self.total,
             provisioned: t.provisioned + t.reconciled + t.would_provision,
             failed: t.failed,

@@ -188,7 +188,10 @@ pub(super) fn locate_invalid_utf8(path: &Path, start: u64, start_line: u64) -> O
         Ok(_) => return None,
         Err(error) => error.valid_up_to(),
     };
-    let newlines = window[..valid_up_to].iter().filter(|&&b| b == b'\n').count() as u64;
+    let newlines = window[..valid_up_to]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count() as u64;
     Some((start_line + newlines, start + valid_up_to as u64))
 }
 

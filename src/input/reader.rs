@@ -37,12 +37,17 @@ impl UserReader {
     /// Opens and decodes the file, settles the delimiter, reads and maps the
     /// header. Every fatal problem of the file as a whole surfaces here.
     pub fn open(path: &Path, options: &InputOptions) -> Result<UserReader, InputError> {
-        let default_region = options.default_region.as_deref().map(parse_region).transpose()?;
+        let default_region = options
+            .default_region
+            .as_deref()
+            .map(parse_region)
+            .transpose()?;
         let forced_delimiter = options.delimiter.map(check_delimiter).transpose()?;
 
         let decoded = dialect::open_decoded(path, options.encoding)?;
         let delimiter = forced_delimiter.unwrap_or_else(|| sniff_delimiter(&decoded.header_prefix));
-        let source: Box<dyn Read> = Box::new(Cursor::new(decoded.header_prefix).chain(decoded.rest));
+        let source: Box<dyn Read> =
+            Box::new(Cursor::new(decoded.header_prefix).chain(decoded.rest));
         let csv = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
