@@ -67,7 +67,10 @@ pub fn run_validate(args: &ValidateArgs) -> Result<ValidateSummary, InputError> 
 
 /// Runs the command, printing to `out` (a table, or one JSON line with `--json`).
 /// A failed write to `out` (closed pipe) does not change the verdict.
-pub fn run_validate_to(args: &ValidateArgs, out: &mut dyn Write) -> Result<ValidateSummary, InputError> {
+pub fn run_validate_to(
+    args: &ValidateArgs,
+    out: &mut dyn Write,
+) -> Result<ValidateSummary, InputError> {
     let mut reader = UserReader::open(&args.input, &args.input_options)?;
     let error_file_error = |path: &PathBuf, source| InputError::ErrorFile {
         path: path.clone(),
@@ -111,7 +114,11 @@ pub fn run_validate_to(args: &ValidateArgs, out: &mut dyn Write) -> Result<Valid
     }
 
     let mut by_rule: Vec<RuleCount> = by_rule.into_values().collect();
-    by_rule.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.rule.as_str().cmp(b.rule.as_str())));
+    by_rule.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| a.rule.as_str().cmp(b.rule.as_str()))
+    });
     let delimiter = match reader.delimiter() {
         b'\t' => "\\t".to_owned(),
         other => (other as char).to_string(),
@@ -150,7 +157,12 @@ fn render_table(summary: &ValidateSummary, out: &mut dyn Write) -> std::io::Resu
     if summary.by_rule.is_empty() {
         writeln!(out, "all rows are valid")?;
     } else {
-        let width = summary.by_rule.iter().map(|r| r.rule.as_str().len()).max().unwrap_or(0);
+        let width = summary
+            .by_rule
+            .iter()
+            .map(|r| r.rule.as_str().len())
+            .max()
+            .unwrap_or(0);
         writeln!(out)?;
         writeln!(out, "{:<width$}  {:>8}", "rule", "rows")?;
         for group in &summary.by_rule {

@@ -115,7 +115,12 @@ impl ErrorFileWriter {
 
     fn write_record(&mut self, record: &csv::StringRecord) -> io::Result<()> {
         if self.excel_safe {
-            self.writer.write_record(record.iter().map(excel_escape).map(|cell| cell.into_owned()))?;
+            self.writer.write_record(
+                record
+                    .iter()
+                    .map(excel_escape)
+                    .map(|cell| cell.into_owned()),
+            )?;
         } else {
             self.writer.write_record(record)?;
         }
@@ -129,7 +134,17 @@ mod tests {
 
     #[test]
     fn escape_and_unescape_round_trip() {
-        for cell in ["+31612345678", "=SUM(A1)", "-5", "@me", "\tx", "\rx", "plain", "", "'t Hooft"] {
+        for cell in [
+            "+31612345678",
+            "=SUM(A1)",
+            "-5",
+            "@me",
+            "\tx",
+            "\rx",
+            "plain",
+            "",
+            "'t Hooft",
+        ] {
             assert_eq!(excel_unescape(&excel_escape(cell)), cell, "{cell:?}");
         }
         assert_eq!(excel_escape("+31612345678"), "'+31612345678");
@@ -150,10 +165,19 @@ mod tests {
         let header = csv::StringRecord::from(vec!["email", "line", "name", "error"]);
         let mut writer = ErrorFileWriter::create(&path, &header, b';', true).unwrap();
         writer
-            .write(7, &csv::StringRecord::from(vec![" x@@y ", "3", "=cmd", "old"]), "email: bad")
+            .write(
+                7,
+                &csv::StringRecord::from(vec![" x@@y ", "3", "=cmd", "old"]),
+                "email: bad",
+            )
             .unwrap();
-        writer.write(9, &csv::StringRecord::from(vec!["short"]), "fields: short").unwrap();
+        writer
+            .write(9, &csv::StringRecord::from(vec!["short"]), "fields: short")
+            .unwrap();
         let written = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(written, "email;name;line;error\n x@@y ;'=cmd;7;email: bad\nshort;;9;fields: short\n");
+        assert_eq!(
+            written,
+            "email;name;line;error\n x@@y ;'=cmd;7;email: bad\nshort;;9;fields: short\n"
+        );
     }
 }

@@ -10,13 +10,17 @@ mod command;
 mod dialect;
 mod excel;
 mod reader;
+#[cfg(test)]
+mod reader_tests;
 mod unique;
 mod validate;
 
 use std::fmt;
 use std::path::PathBuf;
 
-pub use command::{ProblemExample, RuleCount, ValidateArgs, ValidateSummary, run_validate, run_validate_to};
+pub use command::{
+    ProblemExample, RuleCount, ValidateArgs, ValidateSummary, run_validate, run_validate_to,
+};
 pub use dialect::parse_delimiter;
 pub use excel::{ErrorFileWriter, excel_escape, excel_unescape};
 pub use reader::UserReader;
@@ -308,7 +312,9 @@ pub enum InputError {
         line: u64,
         byte_offset: u64,
     },
-    #[error("--default-region {value:?} is not a known region; use a two-letter country code such as NL, DE or BE")]
+    #[error(
+        "--default-region {value:?} is not a known region; use a two-letter country code such as NL, DE or BE"
+    )]
     BadRegion { value: String },
     #[error("--delimiter {value:?} is not supported; use one of \",\" \";\" \"tab\" \"|\"")]
     BadDelimiter { value: String },
@@ -350,14 +356,20 @@ mod tests {
             serde_json::to_string(&PointerType::PhoneNumber).unwrap(),
             "\"PHONE_NUMBER\""
         );
-        assert_eq!(PointerType::parse(" phone_number "), Some(PointerType::PhoneNumber));
+        assert_eq!(
+            PointerType::parse(" phone_number "),
+            Some(PointerType::PhoneNumber)
+        );
         assert_eq!(PointerType::parse("e-mail"), None);
         for product in Product::ALL {
             assert_eq!(
                 serde_json::to_string(&product).unwrap(),
                 format!("\"{}\"", product.as_str())
             );
-            assert_eq!(Product::parse(&product.as_str().to_lowercase()), Some(product));
+            assert_eq!(
+                Product::parse(&product.as_str().to_lowercase()),
+                Some(product)
+            );
         }
         assert_eq!(
             Product::parse("user-anonymous transaction_audit"),

@@ -115,7 +115,11 @@ impl RowChecker {
         let mut layout = Layout::default();
         let column_names: Vec<String> = headers
             .iter()
-            .map(|header| excel_unescape(header.trim().trim_start_matches('\u{feff}')).trim().to_owned())
+            .map(|header| {
+                excel_unescape(header.trim().trim_start_matches('\u{feff}'))
+                    .trim()
+                    .to_owned()
+            })
             .collect();
         for (index, header) in column_names.iter().enumerate() {
             let Some(column) = canonical_column(header) else {
@@ -158,7 +162,11 @@ impl RowChecker {
     }
 
     /// Validates one record; registers its uuid and pointer for later rows.
-    pub fn check(&mut self, line: u64, record: &csv::StringRecord) -> Result<ValidUser, RowProblem> {
+    pub fn check(
+        &mut self,
+        line: u64,
+        record: &csv::StringRecord,
+    ) -> Result<ValidUser, RowProblem> {
         let header_len = self.column_names.len();
         if record.len() != header_len {
             let (pointer_type, pointer_value) = self.raw_pointer(record);
@@ -182,24 +190,37 @@ impl RowChecker {
 
         // Register what parsed even when another cell is bad, so a repeat is
         // reported in the same pass rather than after the first fix.
-        let duplicate_pointer = pointer.as_ref().ok().and_then(|(pointer_type, value, column)| {
-            let first = self
-                .seen_pointers
-                .first_line_or_insert(pointer_fingerprint(pointer_type.as_str(), value), line)?;
-            Some(Finding {
-                column: self.column_names[*column].clone(),
-                rule: Rule::DuplicatePointer,
-                message: format!(
-                    "{}: {} already used on line {first}",
-                    self.column_names[*column],
-                    quoted(value)
-                ),
-            })
-        });
+        let duplicate_pointer = pointer
+            .as_ref()
+            .ok()
+            .and_then(|(pointer_type, value, column)| {
+                let first = self.seen_pointers.first_line_or_insert(
+                    pointer_fingerprint(pointer_type.as_str(), value),
+                    line,
+                )?;
+                Some(Finding {
+                    column: self.column_names[*column].clone(),
+                    rule: Rule::DuplicatePointer,
+                    message: format!(
+                        "{}: {} already used on line {first}",
+                        self.column_names[*column],
+                        quoted(value)
+                    ),
+                })
+            });
         let duplicate_uuid = uuid.as_ref().ok().and_then(|&(uuid, explicit)| {
-            let first = self.seen_uuids.first_line_or_insert(uuid_fingerprint(&uuid), line)?;
-            let column = self.layout.external_uuid.map_or("external_uuid", |i| &self.column_names[i]);
-            let origin = if explicit { "" } else { " (derived from the pointer)" };
+            let first = self
+                .seen_uuids
+                .first_line_or_insert(uuid_fingerprint(&uuid), line)?;
+            let column = self
+                .layout
+                .external_uuid
+                .map_or("external_uuid", |i| &self.column_names[i]);
+            let origin = if explicit {
+                ""
+            } else {
+                " (derived from the pointer)"
+            };
             Some(Finding {
                 column: column.to_owned(),
                 rule: Rule::DuplicateUuid,
@@ -258,7 +279,8 @@ impl RowChecker {
         record: &'r csv::StringRecord,
     ) -> Result<(PointerType, &'r str, usize), Finding> {
         let layout = &self.layout;
-        if let (Some(type_column), Some(value_column)) = (layout.pointer_type, layout.pointer_value) {
+        if let (Some(type_column), Some(value_column)) = (layout.pointer_type, layout.pointer_value)
+        {
             let type_cell = self.cell(record, Some(type_column));
             let value_cell = self.cell(record, Some(value_column));
             let shorthand_filled = [layout.email, layout.phone]
@@ -267,21 +289,28 @@ impl RowChecker {
             if !(type_cell.is_empty() && value_cell.is_empty() && shorthand_filled) {
                 let type_name = &self.column_names[type_column];
                 if type_cell.is_empty() {
-                    return Err(self.finding(type_column, Rule::MissingValue, format!(
-                        "{type_name}: missing value; use EMAIL or PHONE_NUMBER"
-                    )));
+                    return Err(self.finding(
+                        type_column,
+                        Rule::MissingValue,
+                        format!("{type_name}: missing value; use EMAIL or PHONE_NUMBER"),
+                    ));
                 }
                 let Some(pointer_type) = PointerType::parse(type_cell) else {
-                    return Err(self.finding(type_column, Rule::BadPointerType, format!(
-                        "{type_name}: {} is not a pointer type; use EMAIL or PHONE_NUMBER",
-                        quoted(type_cell)
-                    )));
+                    return Err(self.finding(
+                        type_column,
+                        Rule::BadPointerType,
+                        format!(
+                            "{type_name}: {} is not a pointer type; use EMAIL or PHONE_NUMBER",
+                            quoted(type_cell)
+                        ),
+                    ));
                 };
                 if value_cell.is_empty() {
-                    return Err(self.finding(value_column, Rule::MissingValue, format!(
-                        "{}: missing value",
-                        self.column_names[value_column]
-                    )));
+                    return Err(self.finding(
+                        value_column,
+                        Rule::MissingValue,
+                        format!("{}: missing value", self.column_names[value_column]),
+                    ));
                 }
                 return Ok((pointer_type, value_cell, value_column));
             }
@@ -310,7 +339,11 @@ impl RowChecker {
         let mut finding = self.finding(first, Rule::MissingValue, String::new());
         finding.column = columns.join("/");
         finding.message = if columns.len() > 1 {
-            format!("{}: missing value; fill one of {}", finding.column, columns.join(", "))
+            format!(
+                "{}: missing value; fill one of {}",
+                finding.column,
+                columns.join(", ")
+            )
         } else {
             format!("{}: missing value", finding.column)
         };
@@ -326,7 +359,9 @@ impl RowChecker {
             return Err(self.too_long(column, raw));
         }
         let checked = match pointer_type {
-            PointerType::Email => normalise_email(raw).map_err(|(rule, detail)| (rule, detail.to_owned())),
+            PointerType::Email => {
+                normalise_email(raw).map_err(|(rule, detail)| (rule, detail.to_owned()))
+            }
             PointerType::PhoneNumber => normalise_phone(raw, self.default_region),
         };
         match checked {
@@ -348,7 +383,9 @@ impl RowChecker {
         let cell = self.cell(record, self.layout.external_uuid);
         if cell.is_empty() {
             return match pointer {
-                Some((pointer_type, value, _)) => Ok((derive_external_uuid(*pointer_type, value), false)),
+                Some((pointer_type, value, _)) => {
+                    Ok((derive_external_uuid(*pointer_type, value), false))
+                }
                 // The pointer problem is reported instead; this value is never shown.
                 None => Err(self.finding(0, Rule::MissingValue, String::new())),
             };
@@ -359,15 +396,20 @@ impl RowChecker {
             return Err(self.too_long(column, cell));
         }
         match uuid::Uuid::parse_str(cell) {
-            Ok(uuid) if uuid.is_nil() || uuid.is_max() => Err(self.finding(column, Rule::BadUuid, format!(
-                "{name}: {} is a placeholder UUID, not an identifier",
-                quoted(cell)
-            ))),
+            Ok(uuid) if uuid.is_nil() || uuid.is_max() => Err(self.finding(
+                column,
+                Rule::BadUuid,
+                format!(
+                    "{name}: {} is a placeholder UUID, not an identifier",
+                    quoted(cell)
+                ),
+            )),
             Ok(uuid) => Ok((uuid, true)),
-            Err(_) => Err(self.finding(column, Rule::BadUuid, format!(
-                "{name}: {} is not a valid UUID",
-                quoted(cell)
-            ))),
+            Err(_) => Err(self.finding(
+                column,
+                Rule::BadUuid,
+                format!("{name}: {} is not a valid UUID", quoted(cell)),
+            )),
         }
     }
 
@@ -377,7 +419,10 @@ impl RowChecker {
         record: &csv::StringRecord,
         pointer: Option<&(PointerType, String, usize)>,
     ) -> Result<String, Finding> {
-        for column in [self.layout.pointer_name, self.layout.name].into_iter().flatten() {
+        for column in [self.layout.pointer_name, self.layout.name]
+            .into_iter()
+            .flatten()
+        {
             let cell = self.cell(record, Some(column));
             if cell.len() > MAX_CELL_BYTES {
                 return Err(self.too_long(column, cell));
@@ -390,7 +435,11 @@ impl RowChecker {
             Some((_, value, _)) if !value.is_empty() => Ok(value.clone()),
             _ => {
                 let column = self.layout.pointer_name.or(self.layout.name).unwrap_or(0);
-                Err(self.finding(column, Rule::EmptyName, format!("{}: name is empty", self.column_names[column])))
+                Err(self.finding(
+                    column,
+                    Rule::EmptyName,
+                    format!("{}: name is empty", self.column_names[column]),
+                ))
             }
         }
     }
@@ -407,15 +456,26 @@ impl RowChecker {
         // `;` is the documented separator; `,` and `|` are accepted too so a
         // cell survives any file delimiter without quoting (product names never
         // contain these characters, so there is no ambiguity).
-        for item in cell.split([';', ',', '|']).map(str::trim).filter(|item| !item.is_empty()) {
+        for item in cell
+            .split([';', ',', '|'])
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+        {
             let Some(product) = Product::parse(item) else {
-                let known: Vec<&str> = Product::ALL.iter().map(|product| product.as_str()).collect();
-                return Err(self.finding(column, Rule::UnknownProduct, format!(
-                    "{}: {} is not a known product; use {}",
-                    self.column_names[column],
-                    quoted(item),
-                    known.join(", ")
-                )));
+                let known: Vec<&str> = Product::ALL
+                    .iter()
+                    .map(|product| product.as_str())
+                    .collect();
+                return Err(self.finding(
+                    column,
+                    Rule::UnknownProduct,
+                    format!(
+                        "{}: {} is not a known product; use {}",
+                        self.column_names[column],
+                        quoted(item),
+                        known.join(", ")
+                    ),
+                ));
             };
             if !products.contains(&product) {
                 products.push(product);
@@ -436,11 +496,15 @@ impl RowChecker {
     }
 
     fn too_long(&self, column: usize, cell: &str) -> Finding {
-        self.finding(column, Rule::TooLong, format!(
-            "{}: value is {} bytes long; at most {MAX_CELL_BYTES} bytes are allowed",
-            self.column_names[column],
-            cell.len()
-        ))
+        self.finding(
+            column,
+            Rule::TooLong,
+            format!(
+                "{}: value is {} bytes long; at most {MAX_CELL_BYTES} bytes are allowed",
+                self.column_names[column],
+                cell.len()
+            ),
+        )
     }
 
     /// Best-effort pointer for the results file of an invalid row.
@@ -482,7 +546,11 @@ pub(super) fn normalise_email(raw: &str) -> Result<String, (Rule, &'static str)>
     };
     let invalid = (Rule::BadEmail, "is not a valid email address");
     let address = EmailAddress::parse_with_options(raw, options()).map_err(|_| invalid)?;
-    let normalised = format!("{}@{}", address.local_part(), address.domain().to_ascii_lowercase());
+    let normalised = format!(
+        "{}@{}",
+        address.local_part(),
+        address.domain().to_ascii_lowercase()
+    );
     // Belt and braces: only hand out what parses again.
     EmailAddress::parse_with_options(&normalised, options()).map_err(|_| invalid)?;
     Ok(normalised)
@@ -525,7 +593,10 @@ pub(super) fn normalise_phone(
     if let Some(region) = default_region {
         return valid_e164(Some(region), digits).ok_or_else(|| {
             let hint = lost_plus_hint()
-                .or_else(|| (!digits.starts_with('0')).then(|| "; it may have lost its leading 0 in a spreadsheet".to_owned()))
+                .or_else(|| {
+                    (!digits.starts_with('0'))
+                        .then(|| "; it may have lost its leading 0 in a spreadsheet".to_owned())
+                })
                 .unwrap_or_default();
             (Rule::BadPhone, format!("is not a valid phone number{hint}"))
         });
@@ -534,11 +605,16 @@ pub(super) fn normalise_phone(
         return valid_e164(None, &format!("+{international}")).ok_or_else(invalid);
     }
     let hint = lost_plus_hint()
-        .or_else(|| (!digits.starts_with('0')).then(|| "; it may also have lost its leading 0 in a spreadsheet".to_owned()))
+        .or_else(|| {
+            (!digits.starts_with('0'))
+                .then(|| "; it may also have lost its leading 0 in a spreadsheet".to_owned())
+        })
         .unwrap_or_default();
     Err((
         Rule::PhoneMissingCountry,
-        format!("has no country code (+…); add it or pass --default-region NL to read national numbers{hint}"),
+        format!(
+            "has no country code (+…); add it or pass --default-region NL to read national numbers{hint}"
+        ),
     ))
 }
 
@@ -586,33 +662,66 @@ mod tests {
     use super::*;
 
     fn new_checker(header: &[&str]) -> RowChecker {
-        RowChecker::new("t.csv".as_ref(), &csv::StringRecord::from(header.to_vec()), None).unwrap()
+        RowChecker::new(
+            "t.csv".as_ref(),
+            &csv::StringRecord::from(header.to_vec()),
+            None,
+        )
+        .unwrap()
     }
 
     fn problem(checker: &mut RowChecker, line: u64, cells: &[&str]) -> RowProblem {
-        checker.check(line, &csv::StringRecord::from(cells.to_vec())).unwrap_err()
+        checker
+            .check(line, &csv::StringRecord::from(cells.to_vec()))
+            .unwrap_err()
     }
 
     fn valid(checker: &mut RowChecker, line: u64, cells: &[&str]) -> ValidUser {
-        checker.check(line, &csv::StringRecord::from(cells.to_vec())).unwrap()
+        checker
+            .check(line, &csv::StringRecord::from(cells.to_vec()))
+            .unwrap()
     }
 
     #[test]
     fn namespace_and_derived_uuid_are_stable() {
-        assert_eq!(EXTERNAL_UUID_NAMESPACE.to_string(), "ed3bb6e9-aee3-4ea9-b55d-d71c87372a4a");
+        assert_eq!(
+            EXTERNAL_UUID_NAMESPACE.to_string(),
+            "ed3bb6e9-aee3-4ea9-b55d-d71c87372a4a"
+        );
         let derived = derive_external_uuid(PointerType::Email, "jan@example.com");
-        assert_eq!(derived, uuid::Uuid::new_v5(&EXTERNAL_UUID_NAMESPACE, b"EMAIL:jan@example.com"));
+        assert_eq!(
+            derived,
+            uuid::Uuid::new_v5(&EXTERNAL_UUID_NAMESPACE, b"EMAIL:jan@example.com")
+        );
         assert_eq!(derived.get_version_num(), 5);
     }
 
     #[test]
     fn email_rules() {
-        assert_eq!(normalise_email("Jan.Jansen@Example.COM").unwrap(), "Jan.Jansen@example.com");
-        assert_eq!(normalise_email("jan@@example").unwrap_err().1, "is not a valid email address");
-        assert_eq!(normalise_email("jan@example").unwrap_err().1, "is not a valid email address");
-        assert_eq!(normalise_email("jan@example.com.").unwrap_err().1, "has a trailing dot");
-        assert_eq!(normalise_email("jan @example.com").unwrap_err().1, "contains spaces");
-        assert_eq!(normalise_email("Jan <jan@example.com>").unwrap_err().1, "contains spaces");
+        assert_eq!(
+            normalise_email("Jan.Jansen@Example.COM").unwrap(),
+            "Jan.Jansen@example.com"
+        );
+        assert_eq!(
+            normalise_email("jan@@example").unwrap_err().1,
+            "is not a valid email address"
+        );
+        assert_eq!(
+            normalise_email("jan@example").unwrap_err().1,
+            "is not a valid email address"
+        );
+        assert_eq!(
+            normalise_email("jan@example.com.").unwrap_err().1,
+            "has a trailing dot"
+        );
+        assert_eq!(
+            normalise_email("jan @example.com").unwrap_err().1,
+            "contains spaces"
+        );
+        assert_eq!(
+            normalise_email("Jan <jan@example.com>").unwrap_err().1,
+            "contains spaces"
+        );
         assert!(normalise_email("jan@[127.0.0.1]").is_err());
         assert!(normalise_email("").is_err());
     }
@@ -620,18 +729,33 @@ mod tests {
     #[test]
     fn phone_rules() {
         let nl = Some(country::Id::NL);
-        assert_eq!(normalise_phone("+31 6 1234 5678", None).unwrap(), "+31612345678");
+        assert_eq!(
+            normalise_phone("+31 6 1234 5678", None).unwrap(),
+            "+31612345678"
+        );
         // phonenumber drops the Dutch "(0)" trunk prefix written after the country code.
-        assert_eq!(normalise_phone("+31 (0)6-12.34.56.78", None).unwrap(), "+31612345678");
-        assert_eq!(normalise_phone("0031612345678", None).unwrap(), "+31612345678");
+        assert_eq!(
+            normalise_phone("+31 (0)6-12.34.56.78", None).unwrap(),
+            "+31612345678"
+        );
+        assert_eq!(
+            normalise_phone("0031612345678", None).unwrap(),
+            "+31612345678"
+        );
         assert_eq!(normalise_phone("06-12345678", nl).unwrap(), "+31612345678");
         assert_eq!(normalise_phone("+49 30 901820", nl).unwrap(), "+4930901820");
 
         let (rule, message) = normalise_phone("3.16123E+10", None).unwrap_err();
         assert_eq!(rule, Rule::PhoneScientificNotation);
         assert!(message.starts_with("looks like a number Excel converted to scientific notation"));
-        assert_eq!(normalise_phone("3,16E+10", nl).unwrap_err().0, Rule::PhoneScientificNotation);
-        assert_eq!(normalise_phone("3E10", None).unwrap_err().0, Rule::PhoneScientificNotation);
+        assert_eq!(
+            normalise_phone("3,16E+10", nl).unwrap_err().0,
+            Rule::PhoneScientificNotation
+        );
+        assert_eq!(
+            normalise_phone("3E10", None).unwrap_err().0,
+            Rule::PhoneScientificNotation
+        );
 
         let (rule, message) = normalise_phone("0612345678", None).unwrap_err();
         assert_eq!(rule, Rule::PhoneMissingCountry);
@@ -641,24 +765,46 @@ mod tests {
         );
         let (rule, message) = normalise_phone("31612345678", None).unwrap_err();
         assert_eq!(rule, Rule::PhoneMissingCountry);
-        assert!(message.ends_with("; it may be +31612345678 with the + lost by a spreadsheet"), "{message}");
+        assert!(
+            message.ends_with("; it may be +31612345678 with the + lost by a spreadsheet"),
+            "{message}"
+        );
         let (_, message) = normalise_phone("612345678", None).unwrap_err();
         assert!(message.ends_with("leading 0 in a spreadsheet"), "{message}");
-        let (rule, message) = normalise_phone("612345678", nl).unwrap_err();
+        // phonenumber reads a national number without its trunk 0 in the region.
+        assert_eq!(normalise_phone("612345678", nl).unwrap(), "+31612345678");
+        // ...and one that repeats its own country code.
+        assert_eq!(normalise_phone("31612345678", nl).unwrap(), "+31612345678");
+        let (rule, message) = normalise_phone("4930901820", nl).unwrap_err();
         assert_eq!(rule, Rule::BadPhone);
-        assert!(message.contains("lost its leading 0"), "{message}");
+        assert!(message.contains("it may be +4930901820"), "{message}");
 
-        assert_eq!(normalise_phone("+3161234", None).unwrap_err().0, Rule::BadPhone);
-        assert_eq!(normalise_phone("call me", None).unwrap_err().0, Rule::BadPhone);
-        assert_eq!(normalise_phone("+31+612345678", None).unwrap_err().0, Rule::BadPhone);
+        assert_eq!(
+            normalise_phone("+3161234", None).unwrap_err().0,
+            Rule::BadPhone
+        );
+        assert_eq!(
+            normalise_phone("call me", None).unwrap_err().0,
+            Rule::BadPhone
+        );
+        assert_eq!(
+            normalise_phone("+31+612345678", None).unwrap_err().0,
+            Rule::BadPhone
+        );
         assert_eq!(normalise_phone("+", None).unwrap_err().0, Rule::BadPhone);
-        assert_eq!(normalise_phone(&"9".repeat(40), None).unwrap_err().0, Rule::BadPhone);
+        assert_eq!(
+            normalise_phone(&"9".repeat(40), None).unwrap_err().0,
+            Rule::BadPhone
+        );
     }
 
     #[test]
     fn region_parsing() {
         assert_eq!(parse_region("nl").unwrap(), country::Id::NL);
-        assert!(matches!(parse_region("Netherlands"), Err(InputError::BadRegion { .. })));
+        assert!(matches!(
+            parse_region("Netherlands"),
+            Err(InputError::BadRegion { .. })
+        ));
         assert!(parse_region("ZZ").is_err());
         assert!(parse_region("").is_err());
     }
@@ -671,7 +817,10 @@ mod tests {
         assert_eq!(user.pointer.value, "Jan@example.com");
         assert_eq!(user.pointer.name, "Jan@example.com");
         assert_eq!(user.products, vec![Product::UserVerified]);
-        assert_eq!(user.external_uuid, derive_external_uuid(PointerType::Email, "Jan@example.com"));
+        assert_eq!(
+            user.external_uuid,
+            derive_external_uuid(PointerType::Email, "Jan@example.com")
+        );
 
         let mut checker = new_checker(&["email", "phone", "name"]);
         let user = valid(&mut checker, 2, &["a@example.com", "+31612345678", "A"]);
@@ -681,27 +830,49 @@ mod tests {
         assert_eq!(user.pointer.value, "+31612345679");
         let missing = problem(&mut checker, 4, &["", " ", "C"]);
         assert_eq!(missing.rule, Rule::MissingValue);
-        assert_eq!(missing.message, "email/phone: missing value; fill one of email, phone");
+        assert_eq!(
+            missing.message,
+            "email/phone: missing value; fill one of email, phone"
+        );
     }
 
     #[test]
     fn explicit_pointer_columns() {
-        let mut checker = new_checker(&["external_uuid", "pointer_type", "pointer_value", "pointer_name", "products"]);
-        let user = valid(&mut checker, 2, &[
-            "f47ac10b-58cc-4372-a567-0e02b2c3d479",
-            "phone_number",
-            "+31 6 12345678",
-            "Jan",
-            "user_verified; company_verified",
+        let mut checker = new_checker(&[
+            "external_uuid",
+            "pointer_type",
+            "pointer_value",
+            "pointer_name",
+            "products",
         ]);
-        assert_eq!(user.external_uuid.to_string(), "f47ac10b-58cc-4372-a567-0e02b2c3d479");
+        let user = valid(
+            &mut checker,
+            2,
+            &[
+                "f47ac10b-58cc-4372-a567-0e02b2c3d479",
+                "phone_number",
+                "+31 6 12345678",
+                "Jan",
+                "user_verified; company_verified",
+            ],
+        );
+        assert_eq!(
+            user.external_uuid.to_string(),
+            "f47ac10b-58cc-4372-a567-0e02b2c3d479"
+        );
         assert_eq!(user.pointer.value, "+31612345678");
         assert_eq!(user.pointer.name, "Jan");
-        assert_eq!(user.products, vec![Product::UserVerified, Product::CompanyVerified]);
+        assert_eq!(
+            user.products,
+            vec![Product::UserVerified, Product::CompanyVerified]
+        );
 
         let bad_type = problem(&mut checker, 3, &["", "IBAN", "NL01", "x", ""]);
         assert_eq!(bad_type.rule, Rule::BadPointerType);
-        assert_eq!(bad_type.message, "pointer_type: \"IBAN\" is not a pointer type; use EMAIL or PHONE_NUMBER");
+        assert_eq!(
+            bad_type.message,
+            "pointer_type: \"IBAN\" is not a pointer type; use EMAIL or PHONE_NUMBER"
+        );
         let missing = problem(&mut checker, 4, &["", "EMAIL", "", "x", ""]);
         assert_eq!(missing.rule, Rule::MissingValue);
         assert_eq!(missing.message, "pointer_value: missing value");
@@ -714,22 +885,51 @@ mod tests {
     fn every_rule_has_its_message() {
         let mut checker = new_checker(&["external_uuid", "email", "name", "products"]);
         let cases: &[(&[&str], Rule, &str)] = &[
-            (&["nope", "a@example.com", "A", ""], Rule::BadUuid, "external_uuid: \"nope\" is not a valid UUID"),
             (
-                &["00000000-0000-0000-0000-000000000000", "a@example.com", "A", ""],
+                &["nope", "a@example.com", "A", ""],
+                Rule::BadUuid,
+                "external_uuid: \"nope\" is not a valid UUID",
+            ),
+            (
+                &[
+                    "00000000-0000-0000-0000-000000000000",
+                    "a@example.com",
+                    "A",
+                    "",
+                ],
                 Rule::BadUuid,
                 "external_uuid: \"00000000-0000-0000-0000-000000000000\" is a placeholder UUID, not an identifier",
             ),
-            (&["", "jan@@example", "A", ""], Rule::BadEmail, "email: \"jan@@example\" is not a valid email address"),
-            (&["", "jan@example.com.", "A", ""], Rule::BadEmail, "email: \"jan@example.com.\" has a trailing dot"),
-            (&["", "jan @example.com", "A", ""], Rule::BadEmail, "email: \"jan @example.com\" contains spaces"),
+            (
+                &["", "jan@@example", "A", ""],
+                Rule::BadEmail,
+                "email: \"jan@@example\" is not a valid email address",
+            ),
+            (
+                &["", "jan@example.com.", "A", ""],
+                Rule::BadEmail,
+                "email: \"jan@example.com.\" has a trailing dot",
+            ),
+            (
+                &["", "jan @example.com", "A", ""],
+                Rule::BadEmail,
+                "email: \"jan @example.com\" contains spaces",
+            ),
             (
                 &["", "b@example.com", "B", "USER_VERIFIED;GOLD"],
                 Rule::UnknownProduct,
                 "products: \"GOLD\" is not a known product; use USER_VERIFIED, USER_ANONYMOUS_TRANSACTION_AUDIT, COMPANY_VERIFIED",
             ),
-            (&["", "c@example.com", "C", "a,b"], Rule::UnknownProduct, "products: \"a\" is not a known product; use USER_VERIFIED, USER_ANONYMOUS_TRANSACTION_AUDIT, COMPANY_VERIFIED"),
-            (&["", "d@example.com"], Rule::WrongFieldCount, "fields: the row has 2 fields but the header has 4; check for an unquoted delimiter or a missing cell"),
+            (
+                &["", "c@example.com", "C", "a,b"],
+                Rule::UnknownProduct,
+                "products: \"a\" is not a known product; use USER_VERIFIED, USER_ANONYMOUS_TRANSACTION_AUDIT, COMPANY_VERIFIED",
+            ),
+            (
+                &["", "d@example.com"],
+                Rule::WrongFieldCount,
+                "fields: the row has 2 fields but the header has 4; check for an unquoted delimiter or a missing cell",
+            ),
         ];
         for (line, (cells, rule, message)) in cases.iter().enumerate() {
             let found = problem(&mut checker, line as u64 + 2, cells);
@@ -739,7 +939,10 @@ mod tests {
         let long_name = "x".repeat(5000);
         let too_long = problem(&mut checker, 20, &["", "e@example.com", &long_name, ""]);
         assert_eq!(too_long.rule, Rule::TooLong);
-        assert_eq!(too_long.message, "name: value is 5000 bytes long; at most 1024 bytes are allowed");
+        assert_eq!(
+            too_long.message,
+            "name: value is 5000 bytes long; at most 1024 bytes are allowed"
+        );
         assert_eq!(too_long.pointer_value.as_deref(), Some("e@example.com"));
         assert_eq!(too_long.pointer_type, Some(PointerType::Email));
         assert!(too_long.external_uuid.is_some());
@@ -752,16 +955,28 @@ mod tests {
         valid(&mut checker, 2, &[uuid, "a@example.com", "A"]);
         let repeat = problem(&mut checker, 12, &[uuid, "b@example.com", "B"]);
         assert_eq!(repeat.rule, Rule::DuplicateUuid);
-        assert_eq!(repeat.message, format!("external_uuid: \"{uuid}\" already used on line 2"));
-        assert_eq!(repeat.external_uuid.map(|u| u.to_string()).as_deref(), Some(uuid));
+        assert_eq!(
+            repeat.message,
+            format!("external_uuid: \"{uuid}\" already used on line 2")
+        );
+        assert_eq!(
+            repeat.external_uuid.map(|u| u.to_string()).as_deref(),
+            Some(uuid)
+        );
 
         // Same pointer after normalisation (domain case).
         let same = problem(&mut checker, 13, &["", "a@EXAMPLE.com", "A2"]);
         assert_eq!(same.rule, Rule::DuplicatePointer);
-        assert_eq!(same.message, "email: \"a@example.com\" already used on line 2");
+        assert_eq!(
+            same.message,
+            "email: \"a@example.com\" already used on line 2"
+        );
         // b@example.com was registered on line 12 even though that row was invalid.
         let again = problem(&mut checker, 14, &["", "b@example.com", "B"]);
-        assert_eq!(again.message, "email: \"b@example.com\" already used on line 12");
+        assert_eq!(
+            again.message,
+            "email: \"b@example.com\" already used on line 12"
+        );
     }
 
     #[test]
@@ -775,13 +990,28 @@ mod tests {
     #[test]
     fn missing_columns_are_fatal_and_named() {
         let open = |header: &[&str]| {
-            RowChecker::new("t.csv".as_ref(), &csv::StringRecord::from(header.to_vec()), None).unwrap_err()
+            RowChecker::new(
+                "t.csv".as_ref(),
+                &csv::StringRecord::from(header.to_vec()),
+                None,
+            )
+            .unwrap_err()
         };
         let error = open(&["pointer_type", "name"]).to_string();
-        assert_eq!(error, "t.csv: missing required column pointer_value; columns found: pointer_type, name");
-        assert!(open(&["pointer_value"]).to_string().contains("missing required column pointer_type"));
+        assert_eq!(
+            error,
+            "t.csv: missing required column pointer_value; columns found: pointer_type, name"
+        );
+        assert!(
+            open(&["pointer_value"])
+                .to_string()
+                .contains("missing required column pointer_type")
+        );
         let error = open(&["name", "products"]).to_string();
-        assert!(error.contains("email, phone_number (or phone), or pointer_type + pointer_value"), "{error}");
+        assert!(
+            error.contains("email, phone_number (or phone), or pointer_type + pointer_value"),
+            "{error}"
+        );
         assert!(error.ends_with("columns found: name, products"), "{error}");
     }
 
