@@ -36,6 +36,14 @@ fn write_file(dir: &tempfile::TempDir, name: &str, content: &[u8]) -> PathBuf {
 }
 
 #[test]
+fn reader_can_move_to_another_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<UserReader>();
+    assert_send::<ErrorFileWriter>();
+    assert_send::<InputError>();
+}
+
+#[test]
 fn bom_semicolon_crlf_and_quoted_newline() {
     let path = fixture("semicolon_bom_crlf.csv");
     let reader = UserReader::open(&path, &InputOptions::default()).unwrap();
@@ -613,4 +621,35 @@ mod properties {
             }
         }
     }
+}
+
+/// Throughput and memory smoke test: `cargo test --release --lib input::reader_tests::many_rows -- --ignored --nocapture`
+/// (BUNQ_ONBOARD_ROWS=1000000 for the full million).
+#[test]
+#[ignore = "slow in debug builds; run explicitly"]
+fn many_rows_stream_quickly() {
+    let rows: u64 = std::env::var("BUNQ_ONBOARD_ROWS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("many.csv");
+    {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        writeln!(file, "email,phone_number,name,products").unwrap();
+        for row in 0..rows {
+            if row % 2 == 0 || std::env::var_os("BUNQ_ONBOARD_EMAIL_ONLY").is_some() {
+                writeln!(file, "user{row}@example.com,,User {row},USER_VERIFIED").unwrap();
+            } else {
+                writeln!(file, ",+31 6 1{:07},User {row},", row % 10_000_000).unwrap();
+            }
+        }
+    }
+    let started = std::time::Instant::now();
+    let mut valid = 0u64;
+    for row in UserReader::open(&path, &InputOptions::default()).unwrap() {
+        valid += u64::from(row.unwrap().checked.is_ok());
+    }
+    eprintln!("{rows} rows, {valid} valid in {:?}", started.elapsed());
+    assert_eq!(valid, rows);
 }
