@@ -182,6 +182,9 @@ pub struct ValidUser {
     pub external_uuid: uuid::Uuid,
     pub pointer: Pointer,
     pub products: Vec<Product>,
+    /// E.164 phone of a row whose pointer is its email, when both cells are filled; the flat
+    /// body format sends it next to the email.
+    pub phone_number: Option<String>,
 }
 
 /// Stable names of the validation rules; `as_str` is what `validate` groups by.
