@@ -87,8 +87,29 @@ impl Worker {
             }
         };
         let uuid = user.external_uuid;
-        if self.index.provision_id(&uuid).is_some() {
-            self.send(Event::Skipped { line, uuid }).await;
+        if let Some(id) = self.index.provision_id(&uuid) {
+            if self.options.dry_run {
+                // The dry-run file starts empty, so it spells out what the real run would skip.
+                let row = ResultRow {
+                    line,
+                    external_uuid: Some(uuid),
+                    pointer_type: user.pointer.pointer_type.as_str().to_string(),
+                    pointer_value: user.pointer.value.clone(),
+                    status: RowStatus::Provisioned,
+                    provision_id: Some(id),
+                    error: String::new(),
+                    attempts: 0,
+                    updated_at: now_timestamp(),
+                };
+                self.send(Event::Finished {
+                    row,
+                    finish: Finish::AlreadyProvisioned,
+                    cells: None,
+                })
+                .await;
+            } else {
+                self.send(Event::Skipped { line, uuid }).await;
+            }
             return;
         }
         let span = info_span!("row", line, external_uuid = %uuid);

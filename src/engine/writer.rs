@@ -21,6 +21,8 @@ pub enum Finish {
     Invalid,
     /// Dry run: the row is valid and would be sent.
     WouldProvision,
+    /// Dry run: the results file already has the row as provisioned.
+    AlreadyProvisioned,
 }
 
 pub enum Event {
@@ -135,6 +137,7 @@ impl OutcomeWriter {
                     Finish::Failed => self.tally.failed += 1,
                     Finish::Invalid => self.tally.invalid += 1,
                     Finish::WouldProvision => self.tally.would_provision += 1,
+                    Finish::AlreadyProvisioned => self.tally.skipped += 1,
                 }
                 if finish == Finish::Failed
                     && let Some(max) = self.max_errors
