@@ -187,42 +187,67 @@ impl ResumeIndex {
             return Ok(index);
         };
         index.torn_tail = torn_tail;
-        // Latest status per uuid; `provisioned` is final because a provisioned row is never sent again.
-        let mut latest: Vec<(u128, u64, RowStatus, u64)> = Vec::new();
+        // Provisioned rows go straight to their own list; only rows that may be unsettled
+        // (pending/failed, usually few) need ordering to find each uuid's latest word.
+        let mut maybe_unsettled: Vec<(u128, u32, RowStatus)> = Vec::new();
         let mut record = csv::StringRecord::new();
-        let mut order = 0u64;
+        let mut order = 0u32;
         while read_record(&mut reader, &mut record) {
-            let Some(row) = ResultRow::from_record(&record) else {
+            let Some(fields) = KeyFields::parse(&record) else {
                 continue;
             };
             index.rows_read += 1;
-            if row.status == RowStatus::Invalid {
+            let Some(uuid) = fields.external_uuid else {
                 continue;
-            }
-            if let Some(uuid) = row.external_uuid {
-                order += 1;
-                latest.push((
-                    uuid.as_u128(),
-                    order,
-                    row.status,
-                    row.provision_id.unwrap_or(0),
-                ));
+            };
+            order = order.wrapping_add(1);
+            match fields.status {
+                RowStatus::Provisioned => index.provisioned.push((uuid, fields.provision_id.unwrap_or(0))),
+                RowStatus::Pending | RowStatus::Failed => maybe_unsettled.push((uuid, order, fields.status)),
+                RowStatus::Invalid | RowStatus::WouldProvision => {}
             }
         }
-        latest.sort_unstable_by_key(|&(uuid, order, _, _)| (uuid, order));
-        for group in latest.chunk_by(|a, b| a.0 == b.0) {
+        index.provisioned.sort_unstable();
+        // `provisioned` is final: a provisioned user is never sent again, so no later row can
+        // undo it. With two ids for one uuid (impossible unless the file was edited) the
+        // smaller, older one is kept.
+        index.provisioned.dedup_by_key(|(uuid, _)| *uuid);
+        maybe_unsettled.sort_unstable_by_key(|&(uuid, order, _)| (uuid, order));
+        for group in maybe_unsettled.chunk_by(|a, b| a.0 == b.0) {
             let uuid = group[0].0;
-            if let Some(&(_, _, _, id)) = group.iter().rev().find(|e| e.2 == RowStatus::Provisioned)
-            {
-                index.provisioned.push((uuid, id));
-            } else if matches!(
-                group.last().map(|e| e.2),
-                Some(RowStatus::Pending | RowStatus::Failed)
-            ) {
+            if index.provisioned.binary_search_by_key(&uuid, |(u, _)| *u).is_err() {
                 index.unsettled.push(uuid);
             }
         }
         Ok(index)
+    }
+}
+
+/// The fields of a results row that resume and compaction need, read without allocating.
+struct KeyFields {
+    line: u64,
+    external_uuid: Option<u128>,
+    status: RowStatus,
+    provision_id: Option<u64>,
+}
+
+impl KeyFields {
+    fn parse(record: &csv::StringRecord) -> Option<Self> {
+        if record.len() < HEADER.len() {
+            return None;
+        }
+        let status = RowStatus::parse(record.get(4)?.trim())?;
+        let provision_id = match record.get(5)?.trim() {
+            "" => None,
+            id => Some(id.parse().ok()?),
+        };
+        if status == RowStatus::Provisioned && provision_id.is_none() {
+            return None;
+        }
+        let uuid_text = record.get(1)?.trim();
+        let external_uuid =
+            if uuid_text.is_empty() { None } else { Uuid::parse_str(uuid_text).ok().map(|u| u.as_u128()) };
+        Some(KeyFields { line: record.get(0)?.trim().parse().ok()?, external_uuid, status, provision_id })
     }
 }
 
@@ -312,6 +337,8 @@ pub struct LedgerWriter {
     /// Rows this run skipped as already provisioned: (this input's line, uuid). Kept so the
     /// compacted file lists them in this input's order.
     skipped: Vec<(u64, u128)>,
+    /// uuids whose `pending` row has no outcome row yet (at most the rows in flight).
+    in_flight: std::collections::HashSet<u128>,
 }
 
 impl LedgerWriter {
@@ -359,6 +386,7 @@ impl LedgerWriter {
             run_start,
             appended: 0,
             skipped: Vec::new(),
+            in_flight: std::collections::HashSet::new(),
         })
     }
 
@@ -397,6 +425,13 @@ impl LedgerWriter {
                 source,
             })?;
         self.appended += 1;
+        if let Some(uuid) = row.external_uuid {
+            if row.status == RowStatus::Pending {
+                self.in_flight.insert(uuid.as_u128());
+            } else {
+                self.in_flight.remove(&uuid.as_u128());
+            }
+        }
         Ok(())
     }
 
@@ -420,7 +455,9 @@ impl LedgerWriter {
             path: self.path.clone(),
             source,
         };
-        let plan = CompactionPlan::build(&self.path, self.run_start, &self.skipped)?;
+        let mut in_flight: Vec<u128> = self.in_flight.iter().copied().collect();
+        in_flight.sort_unstable();
+        let plan = CompactionPlan::build(&self.path, self.run_start, &self.skipped, &in_flight)?;
         let folder = match self.path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -472,106 +509,162 @@ struct CompactionPlan {
     rows: Vec<(u64, Option<u64>)>,
 }
 
+const LINE_KEY: u8 = 1;
+const THIS_RUN: u8 = 2;
+/// Set on survivors that go after this input's records (earlier rows not in this input).
+const TRAILING: u8 = 4;
+const REWRITE_LINE: u8 = 8;
+
+/// One log row during compaction: 32 bytes, so a million-row log plans in about 32 MB.
+#[derive(Clone, Copy)]
 struct Entry {
-    key: RowKey,
+    /// The uuid, or the line for rows keyed by line (see `ResultRow::key`).
+    key: u128,
     offset: u64,
-    line: u64,
+    /// This input's line (or the row's own line for rows not in this input).
+    line: u32,
     status: RowStatus,
-    uuid: Option<u128>,
-    this_run: bool,
+    flags: u8,
+}
+
+impl Entry {
+    fn sort_key(&self) -> (bool, u128, u64) {
+        (self.flags & LINE_KEY != 0, self.key, self.offset)
+    }
 }
 
 impl CompactionPlan {
-    fn build(path: &Path, run_start: u64, skipped: &[(u64, u128)]) -> Result<Self, LedgerError> {
+    /// `in_flight` lists (sorted) the uuids whose `pending` row of this run never got a final
+    /// row: those pending rows must survive; every other pending row of this run is
+    /// superseded by its outcome and is not even kept in memory.
+    fn build(
+        path: &Path,
+        run_start: u64,
+        skipped: &[(u64, u128)],
+        in_flight: &[u128],
+    ) -> Result<Self, LedgerError> {
         let Some((mut reader, _)) = open_log_reader(path)? else {
             return Ok(Self { rows: Vec::new() });
         };
-        let mut entries = Vec::new();
+        let mut entries: Vec<Entry> = Vec::new();
+        // uuids of earlier invalid rows (rare): an invalid row is keyed by line, but if this run
+        // handled its user as a valid row, the fix makes it stale.
+        let mut earlier_invalid_uuids: Vec<(u64, u128)> = Vec::new();
         let mut record = csv::StringRecord::new();
         loop {
             let offset = reader.position().byte();
             if !read_record(&mut reader, &mut record) {
                 break;
             }
-            let Some(row) = ResultRow::from_record(&record) else {
+            let Some(fields) = KeyFields::parse(&record) else {
                 continue;
             };
+            let this_run = offset >= run_start;
+            if this_run
+                && fields.status == RowStatus::Pending
+                && fields.external_uuid.is_some_and(|u| in_flight.binary_search(&u).is_err())
+            {
+                continue;
+            }
+            let keyed_by_line = fields.status == RowStatus::Invalid || fields.external_uuid.is_none();
+            if keyed_by_line
+                && !this_run
+                && let Some(uuid) = fields.external_uuid
+            {
+                earlier_invalid_uuids.push((offset, uuid));
+            }
             entries.push(Entry {
-                key: row.key(),
+                key: if keyed_by_line { u128::from(fields.line) } else { fields.external_uuid.unwrap_or(0) },
                 offset,
-                line: row.line,
-                status: row.status,
-                uuid: row.external_uuid.map(|u| u.as_u128()),
-                this_run: offset >= run_start,
+                line: u32::try_from(fields.line).unwrap_or(u32::MAX),
+                status: fields.status,
+                flags: if keyed_by_line { LINE_KEY } else { 0 } | if this_run { THIS_RUN } else { 0 },
             });
         }
-        // The surviving row per key: the latest, except that a provisioned row is never
-        // displaced (a provisioned user is never sent again, so nothing later can be truer).
-        entries.sort_unstable_by_key(|e| (e.key, e.offset));
-        let mut survivors: Vec<Entry> = Vec::new();
-        for group in entries.chunk_by_mut(|a, b| a.key == b.key) {
-            let pick = group
-                .iter()
-                .rposition(|e| e.status == RowStatus::Provisioned)
-                .unwrap_or(group.len() - 1);
-            let chosen = &group[pick];
-            survivors.push(Entry {
-                this_run: group.iter().any(|e| e.this_run),
-                ..*chosen
-            });
-        }
-        drop(entries);
 
-        let mut skipped_uuids: Vec<(u128, u64)> =
-            skipped.iter().map(|&(line, uuid)| (uuid, line)).collect();
-        skipped_uuids.sort_unstable();
-        let mut lines_this_run: Vec<u64> = survivors
+        // One survivor per key, moved to the front: the latest row, except that a provisioned
+        // row is never displaced (nothing later can be truer for a user never sent again).
+        entries.sort_unstable_by_key(Entry::sort_key);
+        let mut survivors = 0;
+        let mut start = 0;
+        while start < entries.len() {
+            let mut end = start + 1;
+            while end < entries.len()
+                && entries[end].key == entries[start].key
+                && (entries[end].flags & LINE_KEY) == (entries[start].flags & LINE_KEY)
+            {
+                end += 1;
+            }
+            let group = &entries[start..end];
+            let pick = group.iter().rposition(|e| e.status == RowStatus::Provisioned).unwrap_or(group.len() - 1);
+            let mut chosen = group[pick];
+            if group.iter().any(|e| e.flags & THIS_RUN != 0) {
+                chosen.flags |= THIS_RUN;
+            }
+            entries[survivors] = chosen;
+            survivors += 1;
+            start = end;
+        }
+        entries.truncate(survivors);
+        entries.shrink_to_fit();
+
+        // Survivors are sorted by (line-keyed?, key): uuid-keyed ones first, by uuid.
+        let uuid_keyed = entries.partition_point(|e| e.flags & LINE_KEY == 0);
+        let handled_this_run_as_valid = |uuid: u128| {
+            entries[..uuid_keyed]
+                .binary_search_by_key(&uuid, |e| e.key)
+                .is_ok_and(|i| entries[i].flags & THIS_RUN != 0)
+        };
+        let mut valid_lines_this_run: Vec<u32> = entries[..uuid_keyed]
             .iter()
-            .filter(|e| e.this_run)
+            .filter(|e| e.flags & THIS_RUN != 0)
             .map(|e| e.line)
             .collect();
-        lines_this_run.sort_unstable();
-        let mut valid_uuids_this_run: Vec<u128> = survivors
+        valid_lines_this_run.sort_unstable();
+        let mut skipped_by_uuid: Vec<(u128, u64)> = skipped.iter().map(|&(line, uuid)| (uuid, line)).collect();
+        skipped_by_uuid.sort_unstable();
+        // Offsets of earlier invalid rows whose user this run handled as a valid row.
+        let mut fixed_offsets: Vec<u64> = earlier_invalid_uuids
             .iter()
-            .filter(|e| e.this_run && e.status != RowStatus::Invalid)
-            .filter_map(|e| e.uuid)
+            .filter(|&&(_, uuid)| handled_this_run_as_valid(uuid))
+            .map(|&(offset, _)| offset)
             .collect();
-        valid_uuids_this_run.sort_unstable();
+        fixed_offsets.sort_unstable();
+        drop(earlier_invalid_uuids);
 
-        // (group, line, offset, override): group 0 = this input's records, 1 = earlier rows.
-        let mut ordered: Vec<(u8, u64, u64, Option<u64>)> = Vec::with_capacity(survivors.len());
-        for entry in &survivors {
-            if entry.this_run {
-                ordered.push((0, entry.line, entry.offset, None));
+        let mut dropped = vec![false; entries.len()];
+        for (i, entry) in entries.iter_mut().enumerate() {
+            if entry.flags & THIS_RUN != 0 {
                 continue;
             }
-            if let RowKey::Uuid(uuid) = entry.key
-                && let Ok(i) = skipped_uuids.binary_search_by_key(&uuid, |&(u, _)| u)
-            {
-                let line = skipped_uuids[i].1;
-                ordered.push((0, line, entry.offset, Some(line)));
-                continue;
-            }
-            if entry.status == RowStatus::Invalid {
-                // An earlier invalid row is stale once this run has handled the same line, or
-                // the same user as a valid row (the row was fixed).
-                let line_redone = lines_this_run.binary_search(&entry.line).is_ok();
-                let fixed = entry
-                    .uuid
-                    .is_some_and(|u| valid_uuids_this_run.binary_search(&u).is_ok());
-                if line_redone || fixed {
+            if entry.flags & LINE_KEY == 0 {
+                if let Ok(j) = skipped_by_uuid.binary_search_by_key(&entry.key, |&(u, _)| u) {
+                    // Skipped this run as already provisioned: listed at this input's line.
+                    entry.line = u32::try_from(skipped_by_uuid[j].1).unwrap_or(u32::MAX);
+                    entry.flags |= REWRITE_LINE;
                     continue;
                 }
+                entry.flags |= TRAILING;
+                continue;
             }
-            ordered.push((1, entry.line, entry.offset, None));
+            // An earlier invalid row is stale once this run handled the same line as a valid
+            // row, or the same user as a valid row (the row was fixed).
+            let line_redone = valid_lines_this_run.binary_search(&entry.line).is_ok();
+            let fixed = fixed_offsets.binary_search(&entry.offset).is_ok();
+            if line_redone || fixed {
+                dropped[i] = true;
+            } else {
+                entry.flags |= TRAILING;
+            }
         }
-        ordered.sort_unstable();
-        Ok(Self {
-            rows: ordered
-                .into_iter()
-                .map(|(_, _, offset, line)| (offset, line))
-                .collect(),
-        })
+        let mut keep = dropped.iter().map(|d| !d);
+        entries.retain(|_| keep.next().unwrap_or(true));
+        entries.sort_unstable_by_key(|e| (e.flags & TRAILING != 0, e.line, e.offset));
+        let rows = entries
+            .iter()
+            .map(|e| (e.offset, (e.flags & REWRITE_LINE != 0).then_some(u64::from(e.line))))
+            .collect();
+        Ok(Self { rows })
     }
 }
 
