@@ -226,6 +226,43 @@ impl ResumeIndex {
     }
 }
 
+/// The provisioned rows of a results file, for `status`: one `(uuid, provision id)` per uuid
+/// in order of first appearance, with the latest provisioned id when a uuid was recorded more
+/// than once. Unlike [`ResumeIndex::load`], a missing file is an error: there is nothing to
+/// follow.
+pub fn read_provisioned(path: &Path) -> Result<Vec<(Uuid, u64)>, LedgerError> {
+    if let Err(source) = std::fs::metadata(path) {
+        return Err(LedgerError::Open {
+            path: path.to_path_buf(),
+            source,
+        });
+    }
+    let Some((mut reader, _torn_tail)) = open_log_reader(path)? else {
+        return Ok(Vec::new());
+    };
+    let mut rows: Vec<(Uuid, u64)> = Vec::new();
+    let mut position: std::collections::HashMap<u128, usize> = std::collections::HashMap::new();
+    let mut record = csv::StringRecord::new();
+    while read_record(&mut reader, &mut record) {
+        let Some(row) = ResultRow::from_record(&record) else {
+            continue;
+        };
+        let (RowStatus::Provisioned, Some(uuid), Some(id)) =
+            (row.status, row.external_uuid, row.provision_id)
+        else {
+            continue;
+        };
+        match position.get(&uuid.as_u128()) {
+            Some(&i) => rows[i].1 = id,
+            None => {
+                position.insert(uuid.as_u128(), rows.len());
+                rows.push((uuid, id));
+            }
+        }
+    }
+    Ok(rows)
+}
+
 type LogReader = csv::Reader<io::Take<File>>;
 
 /// Reads one record, skipping ones the csv parser rejects (a hand-mangled line).
@@ -738,5 +775,33 @@ mod tests {
                 .contains("'+31612345678")
         );
         assert_eq!(read_rows(&path)[0].pointer_value, "+31612345678");
+    }
+
+    #[test]
+    fn read_provisioned_for_status_keeps_the_latest_id_in_first_seen_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.csv");
+        assert!(matches!(
+            read_provisioned(&path),
+            Err(LedgerError::Open { .. })
+        ));
+        let mut writer = LedgerWriter::open(&path, false).unwrap();
+        writer.append(&row(2, 1, RowStatus::Pending, None)).unwrap();
+        writer
+            .append(&row(2, 1, RowStatus::Provisioned, Some(10)))
+            .unwrap();
+        writer.append(&row(3, 2, RowStatus::Failed, None)).unwrap();
+        writer
+            .append(&row(4, 3, RowStatus::Provisioned, Some(30)))
+            .unwrap();
+        writer.append(&row(5, 4, RowStatus::Invalid, None)).unwrap();
+        writer
+            .append(&row(2, 1, RowStatus::Provisioned, Some(11)))
+            .unwrap();
+        drop(writer);
+        assert_eq!(
+            read_provisioned(&path).unwrap(),
+            vec![(Uuid::from_u128(1), 11), (Uuid::from_u128(3), 30)]
+        );
     }
 }
