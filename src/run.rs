@@ -193,9 +193,9 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<u8> {
 /// The API key is never on the command line, so echoing it is safe.
 fn rerun_command(results: &Path) -> String {
     let mut words = vec!["bunq-onboard".to_string()];
-    let mut args = std::env::args().skip(1).peekable();
+    let args = std::env::args().skip(1);
     let mut has_results = false;
-    while let Some(arg) = args.next() {
+    for arg in args {
         if arg == "--results" || arg.starts_with("--results=") {
             has_results = true;
         }

@@ -185,7 +185,7 @@ impl Category {
 #[derive(Debug, Clone)]
 pub enum Seen {
     Unchecked,
-    Found(Provision),
+    Found(Box<Provision>),
     NotFound,
     /// Every attempt failed and nothing was known before.
     Unreachable,
@@ -304,7 +304,7 @@ pub fn apply(rows: &mut [RowState], fetched: &HashMap<u64, Fetched>, checked_at:
                         "bunq holds this provision id under another external_uuid"
                     );
                 }
-                row.seen = Seen::Found(provision.clone());
+                row.seen = Seen::Found(Box::new(provision.clone()));
                 row.checked_at = checked_at.to_string();
             }
             Fetched::NotFound => {

@@ -27,7 +27,7 @@ fn provision(
 
 fn found(id: u64, p: Provision) -> RowState {
     let mut row = RowState::new(Uuid::from_u128(u128::from(id)), id);
-    row.seen = Seen::Found(p);
+    row.seen = Seen::Found(Box::new(p));
     row.checked_at = "2026-01-01T09:00:00Z".into();
     row
 }
