@@ -689,7 +689,9 @@ async fn exchange(
         return Ok(body);
     }
     let description = error_description(&body);
-    warn!(
+    // Each row's error (with this response id) lands in the results file; the log line is
+    // for -v runs, where it shows the sequence of answers.
+    debug!(
         status,
         response_id = response_id.as_deref(),
         "bunq answered with an error: {description}"

@@ -32,7 +32,10 @@ pub enum CallError {
         response_id: Option<String>,
     },
     /// Any other non-2xx answer, with bunq's own text.
-    #[error("bunq answered {status}: {description}")]
+    #[error(
+        "bunq answered {status}: {description}{}",
+        support_reference(response_id)
+    )]
     Status {
         status: u16,
         description: String,
@@ -130,6 +133,14 @@ impl CallError {
             CallError::Signing(_) => "signing",
         }
     }
+}
+
+/// " (response id …)" for error texts: bunq's support asks for it (bunq-clients.md §1.6).
+fn support_reference(response_id: &Option<String>) -> String {
+    response_id
+        .as_deref()
+        .map(|id| format!(" (response id {id})"))
+        .unwrap_or_default()
 }
 
 /// The limit bunq states in a 429 body: "You can do a maximum of X calls per Y second(s)".

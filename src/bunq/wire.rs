@@ -24,6 +24,8 @@ pub struct ProvisionRequest<'a> {
     pub pointer_type: &'a str,
     pub pointer_value: &'a str,
     pub pointer_name: &'a str,
+    /// A phone number sent next to an email pointer in the flat format.
+    pub companion_phone: Option<&'a str>,
     pub products: Vec<&'a str>,
 }
 
@@ -72,7 +74,11 @@ impl ProvisionRequest<'_> {
                     external_uuid: self.external_uuid,
                     user_verified_type: "PARTNER_USER_PERSON",
                     email: is_email.then_some(self.pointer_value),
-                    phone_number: (!is_email).then_some(self.pointer_value),
+                    phone_number: if is_email {
+                        self.companion_phone
+                    } else {
+                        Some(self.pointer_value)
+                    },
                     products: &self.products,
                 })
             }
@@ -217,6 +223,7 @@ mod tests {
             pointer_type: "EMAIL",
             pointer_value: "user@example.com",
             pointer_name: "User",
+            companion_phone: Some("+31612345678"),
             products: vec!["USER_VERIFIED"],
         }
     }
@@ -231,10 +238,10 @@ mod tests {
     }
 
     #[test]
-    fn flat_body_sends_email_or_phone_field() {
+    fn flat_body_sends_email_and_the_companion_phone() {
         let body: Value = serde_json::from_slice(&request().to_body(BodyFormat::Flat)).unwrap();
         assert_eq!(body["email"], "user@example.com");
-        assert!(body.get("phone_number").is_none());
+        assert_eq!(body["phone_number"], "+31612345678");
         assert_eq!(body["user_verified_type"], "PARTNER_USER_PERSON");
     }
 

@@ -87,7 +87,7 @@ pub(super) struct DecodedInput {
     /// The header line bytes already read for sniffing, including its newline.
     pub header_prefix: Vec<u8>,
     /// Everything after `header_prefix`.
-    pub rest: Box<dyn BufRead>,
+    pub rest: Box<dyn BufRead + Send>,
     /// Bytes removed from the start of the file (a UTF-8 BOM), so byte offsets
     /// reported to the user are offsets in the file.
     pub skipped_prefix: u64,
@@ -110,7 +110,7 @@ pub(super) fn open_decoded(path: &Path, encoding: Encoding) -> Result<DecodedInp
 
     let mut skipped_prefix = 0;
     let mut offsets_are_file_offsets = false;
-    let mut decoded: Box<dyn BufRead> = match encoding {
+    let mut decoded: Box<dyn BufRead + Send> = match encoding {
         Encoding::Utf8 if !starts_with_utf16_bom => {
             if head.starts_with(UTF8_BOM) {
                 raw.consume(UTF8_BOM.len());
@@ -195,6 +195,72 @@ pub(super) fn locate_invalid_utf8(path: &Path, start: u64, start_line: u64) -> O
     Some((start_line + newlines, start + valid_up_to as u64))
 }
 
+/// Keep at most this many line-break positions; only a record holding tens of
+/// thousands of quoted line breaks reaches it, and then only line numbers
+/// near it may be off (never a panic, never unbounded memory).
+const MAX_TRACKED_BREAKS: usize = 1 << 16;
+
+/// Remembers where line-break bytes (`\r`, `\n`) sit in the stream fed to the
+/// CSV parser, so the true first line of a record can be computed.
+///
+/// The csv crate reports a record's position where it *started reading*,
+/// which is before any blank lines it skips and, in CRLF files, before the
+/// `\n` of the previous record's `\r\n`. Those skipped bytes are exactly the
+/// line breaks found consecutively from that position; counting their `\n`s
+/// gives the line the record's content starts on. Only the parser's
+/// read-ahead window is kept, a few kilobytes.
+pub(super) struct LineBreakTracker<R> {
+    inner: R,
+    /// Stream offset of the next byte `inner` yields.
+    offset: u64,
+    /// Offsets of line-break bytes not yet passed by the parser, with `true` for `\n`.
+    breaks: std::collections::VecDeque<(u64, bool)>,
+}
+
+impl<R> LineBreakTracker<R> {
+    pub fn new(inner: R) -> Self {
+        LineBreakTracker {
+            inner,
+            offset: 0,
+            breaks: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Number of `\n` among the consecutive line-break bytes starting at `start`.
+    pub fn leading_newlines(&self, start: u64) -> u64 {
+        let first = self.breaks.partition_point(|&(at, _)| at < start);
+        (start..)
+            .zip(self.breaks.range(first..))
+            .take_while(|&(expected, &(at, _))| at == expected)
+            .map(|(_, &(_, is_newline))| u64::from(is_newline))
+            .sum()
+    }
+
+    /// Drops positions before `offset` (the parser has moved past them).
+    pub fn forget_before(&mut self, offset: u64) {
+        while self.breaks.front().is_some_and(|&(at, _)| at < offset) {
+            self.breaks.pop_front();
+        }
+    }
+}
+
+impl<R: Read> Read for LineBreakTracker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        for (index, &byte) in buf[..read].iter().enumerate() {
+            if byte == b'\n' || byte == b'\r' {
+                if self.breaks.len() >= MAX_TRACKED_BREAKS {
+                    self.breaks.pop_front();
+                }
+                self.breaks
+                    .push_back((self.offset + index as u64, byte == b'\n'));
+            }
+        }
+        self.offset += read as u64;
+        Ok(read)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,5 +300,19 @@ mod tests {
         let line = read_header_line(&mut input).unwrap();
         assert_eq!(line, b"\"a\nb\",c\n");
         assert_eq!(input, b"rest\n");
+    }
+
+    #[test]
+    fn tracker_counts_newlines_skipped_at_a_record_start() {
+        let mut tracker = LineBreakTracker::new(&b"a\r\n\r\n\nb\nc"[..]);
+        let mut sink = Vec::new();
+        tracker.read_to_end(&mut sink).unwrap();
+        assert_eq!(tracker.leading_newlines(2), 3);
+        assert_eq!(tracker.leading_newlines(1), 3);
+        assert_eq!(tracker.leading_newlines(0), 0);
+        assert_eq!(tracker.leading_newlines(7), 1);
+        tracker.forget_before(7);
+        assert_eq!(tracker.leading_newlines(2), 0);
+        assert_eq!(tracker.leading_newlines(7), 1);
     }
 }

@@ -5,11 +5,33 @@
 //! cells and either a `ValidUser` or the single `RowProblem` that makes it
 //! invalid. Uniqueness of uuids and pointers is checked while streaming, with
 //! compact fingerprints only, so memory stays flat on million-row files.
+//!
+//! # Input contract
+//!
+//! - A header row is required. Names match case-insensitively after trimming
+//!   (`-` or a space counts as `_`); a UTF-8 BOM is ignored. Unknown columns,
+//!   including the `line` and `error` columns of our own error file, are carried
+//!   along untouched and ignored, so an error file can be fed back as input.
+//! - The delimiter is `--delimiter` or the most frequent of `,` `;` TAB `|`
+//!   outside quotes on the header line (comma on a tie or when none occurs).
+//! - The user is `pointer_type` + `pointer_value` (+ `pointer_name`), or the
+//!   shorthands `email` / `phone_number` (or `phone`) (+ `name`). When both
+//!   shorthand cells are filled, email wins. A blank name defaults to the
+//!   normalised pointer value.
+//! - `external_uuid` is optional; when absent or blank it is
+//!   [`derive_external_uuid`]: UUID v5 of `"<TYPE>:<normalised value>"` in
+//!   [`EXTERNAL_UUID_NAMESPACE`] (`ed3bb6e9-aee3-4ea9-b55d-d71c87372a4a`).
+//! - `products` is optional, separated by `;` (`,` and `|` are accepted too,
+//!   whatever the file delimiter), case-insensitive; blank means `USER_VERIFIED`.
+//! - Cells are trimmed and `excel_unescape`d before validation; `InputRow::cells`
+//!   keeps them as read. Rows whose cells are all blank are skipped.
 
 mod command;
 mod dialect;
 mod excel;
 mod reader;
+#[cfg(test)]
+mod reader_tests;
 mod unique;
 mod validate;
 
@@ -160,6 +182,9 @@ pub struct ValidUser {
     pub external_uuid: uuid::Uuid,
     pub pointer: Pointer,
     pub products: Vec<Product>,
+    /// E.164 phone of a row whose pointer is its email, when both cells are filled; the flat
+    /// body format sends it next to the email.
+    pub phone_number: Option<String>,
 }
 
 /// Stable names of the validation rules; `as_str` is what `validate` groups by.

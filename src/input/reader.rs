@@ -3,14 +3,16 @@
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 
-use super::dialect::{self, check_delimiter, locate_invalid_utf8, sniff_delimiter};
+use super::dialect::{
+    self, LineBreakTracker, check_delimiter, locate_invalid_utf8, sniff_delimiter,
+};
 use super::validate::{RowChecker, parse_region};
 use super::{InputError, InputOptions, InputRow};
 
 /// Streaming reader and validator of a users CSV.
 pub struct UserReader {
     path: PathBuf,
-    csv: csv::Reader<Box<dyn Read>>,
+    csv: csv::Reader<LineBreakTracker<Box<dyn Read + Send>>>,
     headers: csv::StringRecord,
     delimiter: u8,
     checker: RowChecker,
@@ -46,14 +48,14 @@ impl UserReader {
 
         let decoded = dialect::open_decoded(path, options.encoding)?;
         let delimiter = forced_delimiter.unwrap_or_else(|| sniff_delimiter(&decoded.header_prefix));
-        let source: Box<dyn Read> =
+        let source: Box<dyn Read + Send> =
             Box::new(Cursor::new(decoded.header_prefix).chain(decoded.rest));
         let csv = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
             .delimiter(delimiter)
             .buffer_capacity(64 * 1024)
-            .from_reader(source);
+            .from_reader(LineBreakTracker::new(source));
 
         let mut reader = UserReader {
             path: path.to_owned(),
@@ -112,7 +114,7 @@ impl UserReader {
                 Ok(false) => break None,
                 Ok(true) if record.iter().all(|cell| cell.trim().is_empty()) => continue,
                 Ok(true) => {
-                    let line = record.position().map_or(0, |position| position.line());
+                    let line = self.record_line(&record);
                     let checked = self.checker.check(line, &record);
                     break Some(Ok(InputRow {
                         line,
@@ -128,6 +130,17 @@ impl UserReader {
             self.finished = true;
         }
         row
+    }
+
+    /// The line the record's content starts on (see `LineBreakTracker`).
+    fn record_line(&mut self, record: &csv::StringRecord) -> u64 {
+        let Some(position) = record.position() else {
+            return 0;
+        };
+        let tracker = self.csv.get_mut();
+        let line = position.line() + tracker.leading_newlines(position.byte());
+        tracker.forget_before(position.byte());
+        line
     }
 
     /// Reads one record; maps parser errors to fatal input errors.

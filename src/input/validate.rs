@@ -187,6 +187,7 @@ impl RowChecker {
         let uuid = self.check_uuid(record, pointer.as_ref().ok());
         let name = self.check_name(record, pointer.as_ref().ok());
         let products = self.check_products(record);
+        let companion_phone = self.check_companion_phone(record, pointer.as_ref().ok());
 
         // Register what parsed even when another cell is bad, so a repeat is
         // reported in the same pass rather than after the first fix.
@@ -249,6 +250,7 @@ impl RowChecker {
         }
         let name = name.map_err(problem)?;
         let products = products.map_err(problem)?;
+        let phone_number = companion_phone.map_err(problem)?;
         Ok(ValidUser {
             external_uuid,
             pointer: Pointer {
@@ -257,6 +259,7 @@ impl RowChecker {
                 name,
             },
             products,
+            phone_number,
         })
     }
 
@@ -372,6 +375,35 @@ impl RowChecker {
                 format!("{}: {} {detail}", self.column_names[column], quoted(raw)),
             )),
         }
+    }
+
+    /// The phone number of a row whose pointer is its email, when the file has both columns
+    /// filled. The pointer body does not use it; the flat body (`--body-format flat`) sends
+    /// both fields, which the newer partner docs require (bunq-api.md §6.1 variant B).
+    fn check_companion_phone(
+        &self,
+        record: &csv::StringRecord,
+        pointer: Option<&(PointerType, String, usize)>,
+    ) -> Result<Option<String>, Finding> {
+        let (Some((PointerType::Email, _, _)), Some(column)) = (pointer, self.layout.phone) else {
+            return Ok(None);
+        };
+        let raw = self.cell(record, Some(column));
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        if raw.len() > MAX_CELL_BYTES {
+            return Err(self.too_long(column, raw));
+        }
+        normalise_phone(raw, self.default_region)
+            .map(Some)
+            .map_err(|(rule, detail)| {
+                self.finding(
+                    column,
+                    rule,
+                    format!("{}: {} {detail}", self.column_names[column], quoted(raw)),
+                )
+            })
     }
 
     /// The explicit uuid (`true`) or the one derived from a valid pointer (`false`).
@@ -771,9 +803,13 @@ mod tests {
         );
         let (_, message) = normalise_phone("612345678", None).unwrap_err();
         assert!(message.ends_with("leading 0 in a spreadsheet"), "{message}");
-        let (rule, message) = normalise_phone("612345678", nl).unwrap_err();
+        // phonenumber reads a national number without its trunk 0 in the region.
+        assert_eq!(normalise_phone("612345678", nl).unwrap(), "+31612345678");
+        // ...and one that repeats its own country code.
+        assert_eq!(normalise_phone("31612345678", nl).unwrap(), "+31612345678");
+        let (rule, message) = normalise_phone("4930901820", nl).unwrap_err();
         assert_eq!(rule, Rule::BadPhone);
-        assert!(message.contains("lost its leading 0"), "{message}");
+        assert!(message.contains("it may be +4930901820"), "{message}");
 
         assert_eq!(
             normalise_phone("+3161234", None).unwrap_err().0,

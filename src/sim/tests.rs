@@ -1018,14 +1018,13 @@ async fn sim_endpoints_match_snapshots() {
     sim.shutdown().await;
 }
 
-/// Throughput smoke test: `cargo test --lib sim::tests::load_smoke -- --ignored --nocapture`.
+/// Many concurrent POSTs all succeed and each creates one provision. Throughput is measured
+/// by `bench/`, not here: tests never assert time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "load test; run by hand"]
-async fn load_smoke() {
+async fn concurrent_posts_each_create_one_provision() {
     let sim = Simulator::start(any_addr(), no_limits()).await.unwrap();
     let c = std::sync::Arc::new(Client::login(&sim).await);
-    let n = 2000;
-    let started = Instant::now();
+    let n = 300;
     let results: Vec<u16> = futures::stream::iter(0..n)
         .map(|i| {
             let c = c.clone();
@@ -1034,9 +1033,7 @@ async fn load_smoke() {
         .buffer_unordered(128)
         .collect()
         .await;
-    let secs = started.elapsed().as_secs_f64();
     assert!(results.iter().all(|s| *s == 200));
-    println!("{n} POSTs in {secs:.2} s = {:.0}/s", n as f64 / secs);
     assert_eq!(sim.stats().provisions_created, n as u64);
     sim.shutdown().await;
 }

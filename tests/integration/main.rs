@@ -11,5 +11,6 @@
 
 mod support;
 
+mod faults;
 mod provision;
 mod status;

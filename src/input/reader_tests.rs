@@ -1,0 +1,655 @@
+//! Tests of the input module end to end: fixture files through `UserReader`, the error file round trip, `run_validate` output, and a no-panic property.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/input")
+        .join(name)
+}
+
+fn read_all(path: &Path, options: &InputOptions) -> Vec<InputRow> {
+    UserReader::open(path, options)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+fn rules(rows: &[InputRow]) -> Vec<(u64, Option<Rule>)> {
+    rows.iter()
+        .map(|row| {
+            (
+                row.line,
+                row.checked.as_ref().err().map(|problem| problem.rule),
+            )
+        })
+        .collect()
+}
+
+fn write_file(dir: &tempfile::TempDir, name: &str, content: &[u8]) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+#[test]
+fn reader_can_move_to_another_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<UserReader>();
+    assert_send::<ErrorFileWriter>();
+    assert_send::<InputError>();
+}
+
+#[test]
+fn bom_semicolon_crlf_and_quoted_newline() {
+    let path = fixture("semicolon_bom_crlf.csv");
+    let reader = UserReader::open(&path, &InputOptions::default()).unwrap();
+    assert_eq!(reader.delimiter(), b';');
+    assert_eq!(
+        reader.headers().get(0),
+        Some("External_UUID "),
+        "BOM removed, cell kept"
+    );
+    let rows: Vec<InputRow> = reader.collect::<Result<_, _>>().unwrap();
+    // The first record spans lines 2-3, so the next one starts on line 4.
+    assert_eq!(
+        rules(&rows),
+        vec![(2, None), (4, None), (5, Some(Rule::BadEmail))]
+    );
+    let jan = rows[0].checked.as_ref().unwrap();
+    assert_eq!(jan.pointer.value, "jan@example.com");
+    assert_eq!(jan.pointer.name, "Jan\r\nJansen");
+    assert_eq!(
+        jan.products,
+        vec![Product::UserVerified, Product::CompanyVerified]
+    );
+    assert_eq!(&rows[0].cells[1], "jan@Example.COM", "cells stay original");
+    let piet = rows[1].checked.as_ref().unwrap();
+    assert_eq!(piet.pointer.name, "Piet \"PJ\" Puk");
+    assert_eq!(
+        piet.external_uuid,
+        derive_external_uuid(PointerType::Email, "piet@example.com")
+    );
+    let bad = rows[2].checked.as_ref().unwrap_err();
+    assert_eq!(
+        bad.message,
+        "Email: \"bad@@example.com\" is not a valid email address"
+    );
+    assert_eq!(bad.column, "Email");
+}
+
+#[test]
+fn tab_delimiter_and_default_region() {
+    let path = fixture("tab.tsv");
+    let rows = read_all(&path, &InputOptions::default());
+    assert_eq!(
+        rules(&rows),
+        vec![(2, None), (3, Some(Rule::PhoneMissingCountry))]
+    );
+    let options = InputOptions {
+        default_region: Some("nl".into()),
+        ..InputOptions::default()
+    };
+    let rows = read_all(&path, &options);
+    assert_eq!(
+        rules(&rows),
+        vec![(2, None), (3, Some(Rule::DuplicatePointer))]
+    );
+    let forced = InputOptions {
+        delimiter: Some(b'\t'),
+        ..InputOptions::default()
+    };
+    assert_eq!(UserReader::open(&path, &forced).unwrap().delimiter(), b'\t');
+}
+
+#[test]
+fn pipe_delimiter_explicit_pointer_columns() {
+    let rows = read_all(&fixture("pipe_explicit.csv"), &InputOptions::default());
+    assert_eq!(
+        rules(&rows),
+        vec![(2, None), (3, None), (4, Some(Rule::BadPointerType))]
+    );
+    let belgian = rows[1].checked.as_ref().unwrap();
+    assert_eq!(belgian.pointer.pointer_type, PointerType::PhoneNumber);
+    assert_eq!(belgian.pointer.value, "+32470123456");
+    assert_eq!(belgian.pointer.name, "+32470123456");
+    let anna = rows[0].checked.as_ref().unwrap();
+    assert_eq!(anna.products, vec![Product::UserAnonymousTransactionAudit]);
+}
+
+#[test]
+fn latin1_with_and_without_encoding_option() {
+    let path = fixture("latin1.csv");
+    let error = UserReader::open(&path, &InputOptions::default())
+        .unwrap()
+        .find_map(Result::err)
+        .expect("invalid UTF-8 is fatal");
+    let message = error.to_string();
+    assert!(
+        matches!(
+            error,
+            InputError::InvalidUtf8 {
+                line: 2,
+                byte_offset: 31,
+                ..
+            }
+        ),
+        "{message}"
+    );
+    assert!(message.contains("--encoding latin1"), "{message}");
+
+    let options = InputOptions {
+        encoding: Encoding::Latin1,
+        ..InputOptions::default()
+    };
+    let rows = read_all(&path, &options);
+    assert_eq!(
+        rows[0].checked.as_ref().unwrap().pointer.name,
+        "Jürgen Müller"
+    );
+    assert_eq!(rows[1].checked.as_ref().unwrap().pointer.name, "Zoë €");
+}
+
+#[test]
+fn invalid_utf8_names_exact_line_and_offset() {
+    let mut reader =
+        UserReader::open(&fixture("invalid_utf8.csv"), &InputOptions::default()).unwrap();
+    assert!(reader.next_row().unwrap().is_ok());
+    let error = reader.next_row().unwrap().unwrap_err();
+    assert!(
+        matches!(
+            error,
+            InputError::InvalidUtf8 {
+                line: 3,
+                byte_offset: 43,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(reader.next_row().is_none(), "a fatal error ends the stream");
+}
+
+#[test]
+fn invalid_utf8_offset_counts_the_bom() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(&dir, "bom.csv", b"\xEF\xBB\xBFemail\n\xFF@example.com\n");
+    let error = UserReader::open(&path, &InputOptions::default())
+        .unwrap()
+        .find_map(Result::err)
+        .unwrap();
+    assert!(
+        matches!(
+            error,
+            InputError::InvalidUtf8 {
+                line: 2,
+                byte_offset: 9,
+                ..
+            }
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn excel_mangled_phones() {
+    let rows = read_all(&fixture("excel_phones.csv"), &InputOptions::default());
+    assert_eq!(
+        rules(&rows),
+        vec![
+            (2, Some(Rule::PhoneScientificNotation)),
+            (3, Some(Rule::PhoneMissingCountry)),
+            (4, Some(Rule::PhoneMissingCountry)),
+            (5, None),
+        ]
+    );
+    let scientific = rows[0].checked.as_ref().unwrap_err();
+    assert_eq!(
+        scientific.message,
+        "phone_number: \"3,16123E+10\" looks like a number Excel converted to scientific notation; format the column as text and export again"
+    );
+    let lost_plus = rows[1].checked.as_ref().unwrap_err();
+    assert!(
+        lost_plus.message.contains("it may be +31612345678"),
+        "{}",
+        lost_plus.message
+    );
+    assert_eq!(
+        rows[3].checked.as_ref().unwrap().pointer.value,
+        "+31612345679"
+    );
+    assert_eq!(&rows[3].cells[0], "'+31612345679");
+}
+
+#[test]
+fn duplicate_uuids_and_pointers() {
+    let rows = read_all(&fixture("duplicates.csv"), &InputOptions::default());
+    assert_eq!(
+        rules(&rows),
+        vec![
+            (2, None),
+            (3, Some(Rule::DuplicateUuid)),
+            (4, Some(Rule::DuplicatePointer)),
+            (5, None),
+        ]
+    );
+    assert_eq!(
+        rows[1].checked.as_ref().unwrap_err().message,
+        "external_uuid: \"7d444840-9dc0-11d1-b245-5ffdce74fad2\" already used on line 2"
+    );
+    assert_eq!(
+        rows[2].checked.as_ref().unwrap_err().message,
+        "email: \"a@example.com\" already used on line 2"
+    );
+}
+
+#[test]
+fn ragged_rows_are_invalid_not_fatal() {
+    let rows = read_all(&fixture("ragged.csv"), &InputOptions::default());
+    assert_eq!(
+        rules(&rows),
+        vec![
+            (2, Some(Rule::WrongFieldCount)),
+            (3, Some(Rule::WrongFieldCount)),
+            (4, None)
+        ]
+    );
+    let problem = rows[0].checked.as_ref().unwrap_err();
+    assert_eq!(problem.pointer_value.as_deref(), Some("a@example.com"));
+}
+
+#[test]
+fn empty_header_only_and_missing_columns() {
+    let empty = UserReader::open(&fixture("empty.csv"), &InputOptions::default()).unwrap_err();
+    assert!(matches!(empty, InputError::Empty { .. }), "{empty}");
+    assert!(empty.to_string().contains("is empty"));
+
+    let header_only = read_all(&fixture("header_only.csv"), &InputOptions::default());
+    assert!(header_only.is_empty());
+
+    let missing =
+        UserReader::open(&fixture("missing_column.csv"), &InputOptions::default()).unwrap_err();
+    assert!(
+        missing
+            .to_string()
+            .ends_with("missing required column pointer_value; columns found: pointer_type, name"),
+        "{missing}"
+    );
+    let none =
+        UserReader::open(&fixture("no_pointer_column.csv"), &InputOptions::default()).unwrap_err();
+    assert!(matches!(none, InputError::MissingColumn { .. }), "{none}");
+
+    let unreadable =
+        UserReader::open(&fixture("does-not-exist.csv"), &InputOptions::default()).unwrap_err();
+    assert!(
+        matches!(unreadable, InputError::Open { .. }),
+        "{unreadable}"
+    );
+}
+
+#[test]
+fn bad_options_are_fatal() {
+    let region = InputOptions {
+        default_region: Some("Holland".into()),
+        ..InputOptions::default()
+    };
+    let error = UserReader::open(&fixture("tab.tsv"), &region).unwrap_err();
+    assert!(matches!(error, InputError::BadRegion { .. }), "{error}");
+    let delimiter = InputOptions {
+        delimiter: Some(b':'),
+        ..InputOptions::default()
+    };
+    let error = UserReader::open(&fixture("tab.tsv"), &delimiter).unwrap_err();
+    assert!(matches!(error, InputError::BadDelimiter { .. }), "{error}");
+}
+
+#[test]
+fn blank_rows_are_skipped_and_blank_lines_do_not_shift_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(
+        &dir,
+        "blank.csv",
+        b"email;name\n\na@example.com;A\n;\n ; \nb@example.com;B\n",
+    );
+    let rows = read_all(&path, &InputOptions::default());
+    assert_eq!(rules(&rows), vec![(3, None), (6, None)]);
+}
+
+#[test]
+fn ten_megabyte_field_does_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut content = b"email,name,notes\na@example.com,A,".to_vec();
+    content.extend(std::iter::repeat_n(b'x', 10 << 20));
+    content.extend_from_slice(b"\nb@example.com,\"");
+    content.extend(std::iter::repeat_n(b'y', 10 << 20));
+    content.extend_from_slice(b"\",\nc@example.com,C,\n");
+    let path = write_file(&dir, "big.csv", &content);
+    let rows = read_all(&path, &InputOptions::default());
+    assert_eq!(
+        rules(&rows),
+        vec![(2, None), (3, Some(Rule::TooLong)), (4, None)]
+    );
+    assert!(rows[1].checked.as_ref().unwrap_err().message.len() < 200);
+
+    // A 10 MB header line: sniffing works on a prefix, nothing panics.
+    let mut header = b"email,".to_vec();
+    header.extend(std::iter::repeat_n(b'h', 10 << 20));
+    header.extend_from_slice(b"\na@example.com,x\n");
+    let path = write_file(&dir, "big-header.csv", &header);
+    let rows = read_all(&path, &InputOptions::default());
+    assert_eq!(rules(&rows), vec![(2, None)]);
+}
+
+#[test]
+fn utf16_file_with_bom_is_transcoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut content = vec![0xFF, 0xFE];
+    for unit in "email\tname\r\njan@example.com\tJürgen\r\n".encode_utf16() {
+        content.extend_from_slice(&unit.to_le_bytes());
+    }
+    let path = write_file(&dir, "utf16.txt", &content);
+    let rows = read_all(&path, &InputOptions::default());
+    assert_eq!(rows[0].checked.as_ref().unwrap().pointer.name, "Jürgen");
+}
+
+fn validate_args(input: PathBuf) -> ValidateArgs {
+    ValidateArgs {
+        input,
+        input_options: InputOptions::default(),
+        errors: None,
+        excel_safe: false,
+        json: false,
+        show: 5,
+    }
+}
+
+#[test]
+fn run_validate_groups_by_rule_and_writes_error_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_file(
+        &dir,
+        "users.csv",
+        "email;name;notes\n\
+         a@example.com;A;keep me\n\
+         bad@@x;B;\"multi\nline\"\n\
+         worse@@x;C;\n\
+         a@example.com;Again;\n\
+         -x@y;=1+2;@note\n"
+            .as_bytes(),
+    );
+    let errors = dir.path().join("errors.csv");
+    let mut args = validate_args(input);
+    args.errors = Some(errors.clone());
+    args.show = 1;
+    let mut out = Vec::new();
+    let summary = run_validate_to(&args, &mut out).unwrap();
+    assert_eq!((summary.rows, summary.valid, summary.invalid), (5, 1, 4));
+    let grouped: Vec<(&str, u64, usize)> = summary
+        .by_rule
+        .iter()
+        .map(|group| (group.rule.as_str(), group.count, group.examples.len()))
+        .collect();
+    assert_eq!(
+        grouped,
+        vec![("bad-email", 3, 1), ("duplicate-pointer", 1, 1)]
+    );
+    assert_eq!(summary.by_rule[0].examples[0].line, 3);
+    let table = String::from_utf8(out).unwrap();
+    assert!(table.contains("5 rows, 1 valid, 4 invalid"), "{table}");
+    assert!(table.contains("bad-email"), "{table}");
+    assert!(
+        table.contains("    line 3: email: \"bad@@x\" is not a valid email address"),
+        "{table}"
+    );
+    assert!(table.contains("… and 2 more"), "{table}");
+    assert!(
+        table.contains("    line 6: email: \"a@example.com\" already used on line 2"),
+        "{table}"
+    );
+
+    let written = std::fs::read_to_string(&errors).unwrap();
+    let mut lines = written.lines();
+    assert_eq!(lines.next(), Some("email;name;notes;line;error"));
+    assert_eq!(lines.next(), Some("bad@@x;B;\"multi"));
+
+    // Feeding the error file back: extra columns ignored, line numbers of the new file.
+    let back = read_all(&errors, &InputOptions::default());
+    assert_eq!(back.len(), 4);
+    assert_eq!(&back[0].cells[2], "multi\nline", "original cells unchanged");
+    assert_eq!(&back[3].cells[1], "=1+2");
+    assert_eq!(back[0].checked.as_ref().unwrap_err().rule, Rule::BadEmail);
+    assert!(back[3].checked.is_err());
+
+    // And again: the old line/error columns are replaced, not repeated.
+    let mut again = validate_args(errors.clone());
+    let errors_again = dir.path().join("errors-again.csv");
+    again.errors = Some(errors_again.clone());
+    again.json = true;
+    let mut out = Vec::new();
+    let summary = run_validate_to(&again, &mut out).unwrap();
+    // The repeated pointer is alone in the error file, so it is valid there now.
+    assert_eq!((summary.rows, summary.invalid), (4, 3));
+    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(json["invalid"], 3);
+    assert_eq!(json["by_rule"][0]["rule"], "bad-email");
+    let header = std::fs::read_to_string(&errors_again).unwrap();
+    assert!(
+        header.starts_with("email;name;notes;line;error\n"),
+        "{header}"
+    );
+}
+
+#[test]
+fn excel_safe_error_file_reads_back_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_file(
+        &dir,
+        "users.csv",
+        b"phone,name\n+3161234,=evil()\n0612345678,@x\n",
+    );
+    let errors = dir.path().join("errors.csv");
+    let mut args = validate_args(input);
+    args.errors = Some(errors.clone());
+    args.excel_safe = true;
+    run_validate_to(&args, &mut std::io::sink()).unwrap();
+    let written = std::fs::read_to_string(&errors).unwrap();
+    assert!(written.contains("'+3161234,'=evil()"), "{written}");
+    let back = read_all(&errors, &InputOptions::default());
+    let problem = back[0].checked.as_ref().unwrap_err();
+    assert_eq!(
+        problem.message,
+        "phone: \"+3161234\" is not a valid phone number"
+    );
+    assert_eq!(
+        back[1].checked.as_ref().unwrap_err().rule,
+        Rule::PhoneMissingCountry
+    );
+}
+
+#[test]
+fn run_validate_reports_fatal_errors() {
+    let error =
+        run_validate_to(&validate_args(fixture("empty.csv")), &mut std::io::sink()).unwrap_err();
+    assert!(matches!(error, InputError::Empty { .. }));
+    let ok = run_validate_to(&validate_args(fixture("header_only.csv")), &mut Vec::new()).unwrap();
+    assert_eq!((ok.rows, ok.invalid), (0, 0));
+}
+
+#[test]
+fn clap_parses_the_options() {
+    use clap::Parser;
+    #[derive(clap::Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        validate: ValidateArgs,
+    }
+    let cli = Cli::try_parse_from([
+        "x",
+        "users.csv",
+        "--delimiter",
+        "tab",
+        "--encoding",
+        "windows-1252",
+        "--default-region",
+        "NL",
+        "--errors",
+        "e.csv",
+        "--excel-safe",
+        "--json",
+        "--show",
+        "2",
+    ])
+    .unwrap();
+    let args = cli.validate;
+    assert_eq!(args.input_options.delimiter, Some(b'\t'));
+    assert_eq!(args.input_options.encoding, Encoding::Latin1);
+    assert_eq!(args.show, 2);
+    assert!(args.excel_safe && args.json);
+    let defaults = Cli::try_parse_from(["x", "users.csv"]).unwrap().validate;
+    assert_eq!(defaults.input_options.encoding, Encoding::Utf8);
+    assert_eq!(defaults.show, 5);
+    assert!(Cli::try_parse_from(["x", "u.csv", "--delimiter", ":"]).is_err());
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn check_row_invariants(row: &InputRow) {
+        assert!(row.line >= 2);
+        if let Ok(user) = &row.checked {
+            assert!(!user.external_uuid.is_nil());
+            assert!(uuid::Uuid::parse_str(&user.external_uuid.to_string()).is_ok());
+            assert!(!user.pointer.name.trim().is_empty());
+            assert!(!user.products.is_empty());
+            match user.pointer.pointer_type {
+                PointerType::Email => assert!(
+                    email_address::EmailAddress::parse_with_options(
+                        &user.pointer.value,
+                        email_address::Options::default()
+                            .with_required_tld()
+                            .without_display_text()
+                            .without_domain_literal()
+                    )
+                    .is_ok(),
+                    "{}",
+                    user.pointer.value
+                ),
+                PointerType::PhoneNumber => {
+                    let value = &user.pointer.value;
+                    assert!(value.starts_with('+'), "{value}");
+                    assert!(value[1..].bytes().all(|b| b.is_ascii_digit()), "{value}");
+                }
+            }
+        }
+    }
+
+    fn cell() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[a-zA-Z0-9.+@ ;,|\"'=-]{0,30}",
+            Just("jan@example.com".to_owned()),
+            Just("+31612345678".to_owned()),
+            Just("0612345678".to_owned()),
+            Just("f47ac10b-58cc-4372-a567-0e02b2c3d479".to_owned()),
+            Just("EMAIL".to_owned()),
+            Just("PHONE_NUMBER".to_owned()),
+            Just("".to_owned()),
+        ]
+    }
+
+    const HEADERS: [&str; 9] = [
+        "external_uuid",
+        "pointer_type",
+        "pointer_value",
+        "pointer_name",
+        "email",
+        "phone_number",
+        "name",
+        "products",
+        "other",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn arbitrary_cells_never_panic(
+            rows in proptest::collection::vec(proptest::collection::vec(cell(), 9), 0..12),
+            region in proptest::option::of(Just("NL".to_owned())),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("p.csv");
+            {
+                let mut writer = csv::Writer::from_path(&path).unwrap();
+                writer.write_record(HEADERS).unwrap();
+                for row in &rows {
+                    writer.write_record(row).unwrap();
+                }
+                writer.flush().unwrap();
+            }
+            let options = InputOptions { default_region: region, ..InputOptions::default() };
+            let reader = UserReader::open(&path, &options).unwrap();
+            let mut count = 0;
+            for row in reader {
+                check_row_invariants(&row.unwrap());
+                count += 1;
+            }
+            prop_assert!(count <= rows.len());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(content in proptest::collection::vec(any::<u8>(), 0..400), latin1 in any::<bool>()) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("b.csv");
+            let mut file = std::fs::File::create(&path).unwrap();
+            file.write_all(b"email,phone,name\n").unwrap();
+            file.write_all(&content).unwrap();
+            drop(file);
+            let encoding = if latin1 { Encoding::Latin1 } else { Encoding::Utf8 };
+            let options = InputOptions { encoding, ..InputOptions::default() };
+            if let Ok(reader) = UserReader::open(&path, &options) {
+                for row in reader {
+                    match row {
+                        Ok(row) => check_row_invariants(&row),
+                        Err(error) => { let _ = error.to_string(); }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A long mixed file streams through with every row valid. Size it up by hand with
+/// `BUNQ_ONBOARD_ROWS=1000000 cargo test --release --lib many_rows -- --nocapture`; speed and
+/// memory figures come from `bench/`, never from assertions here.
+#[test]
+fn many_rows_stream_through_valid() {
+    let rows: u64 = std::env::var("BUNQ_ONBOARD_ROWS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(2_000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("many.csv");
+    {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        writeln!(file, "email,phone_number,name,products").unwrap();
+        for row in 0..rows {
+            if row % 2 == 0 || std::env::var_os("BUNQ_ONBOARD_EMAIL_ONLY").is_some() {
+                writeln!(file, "user{row}@example.com,,User {row},USER_VERIFIED").unwrap();
+            } else {
+                writeln!(file, ",+31 6 1{:07},User {row},", row % 10_000_000).unwrap();
+            }
+        }
+    }
+    let started = std::time::Instant::now();
+    let mut valid = 0u64;
+    for row in UserReader::open(&path, &InputOptions::default()).unwrap() {
+        valid += u64::from(row.unwrap().checked.is_ok());
+    }
+    eprintln!("{rows} rows, {valid} valid in {:?}", started.elapsed());
+    assert_eq!(valid, rows);
+}

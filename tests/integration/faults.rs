@@ -1,0 +1,243 @@
+//! Exactly once under faults, crashes and Ctrl-C: whatever happens, every valid row ends
+//! `provisioned` with the simulator's id, and the simulator holds one provision per uuid.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::support::*;
+
+#[test]
+fn chaos_run_ends_with_every_row_provisioned_exactly_once() {
+    let sim = Sim::start(&[
+        "--fail-before-commit",
+        "0.025",
+        "--fail-after-commit",
+        "0.025",
+        "--drop-after-commit",
+        "0.03",
+        "--post-limit",
+        "300/1",
+        "--get-limit",
+        "200/1",
+        "--session-limit",
+        "100/1",
+        "--expire-session-after",
+        "1500",
+        "--seed",
+        "42",
+    ]);
+    let work = Workdir::new();
+    work.write("users.csv", &users_csv(2500));
+    // Asking for more than the limit: 429s are part of the chaos.
+    let output = work.provision(
+        &sim,
+        "users.csv",
+        &[
+            "--rate",
+            "1000",
+            "--concurrency",
+            "24",
+            "--lookup-rate",
+            "0",
+            "--json",
+        ],
+    );
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    assert_all_provisioned_exactly_once(&work, &sim, 2500);
+
+    let stats = sim.stats();
+    let faults = &stats["faults"];
+    assert!(
+        faults["drop_after_commit"].as_u64().unwrap() > 0,
+        "drops were injected: {stats}"
+    );
+    assert!(
+        faults["fail_after_commit"].as_u64().unwrap() > 0,
+        "5xx after commit injected: {stats}"
+    );
+    assert!(
+        stats["rate_limited"].as_u64().unwrap() > 0,
+        "429s happened: {stats}"
+    );
+    assert!(
+        stats["sessions_created"].as_u64().unwrap() >= 2,
+        "the session expired mid-run: {stats}"
+    );
+    assert_eq!(stats["provisions_created"].as_u64().unwrap(), 2500);
+}
+
+#[test]
+fn stalled_answers_beyond_the_client_timeout_are_reconciled_not_duplicated() {
+    let sim = Sim::start(&[
+        "--no-rate-limits",
+        "--stall-after-commit",
+        "0.15",
+        "--stall-ms",
+        "1500",
+        "--seed",
+        "3",
+    ]);
+    let work = Workdir::new();
+    work.write("users.csv", &users_csv(60));
+    let output = work.provision(
+        &sim,
+        "users.csv",
+        &[
+            "--rate",
+            "0",
+            "--concurrency",
+            "8",
+            "--request-timeout",
+            "300ms",
+        ],
+    );
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    assert!(
+        sim.stats()["faults"]["stall_after_commit"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert_all_provisioned_exactly_once(&work, &sim, 60);
+}
+
+#[test]
+fn crash_loop_with_sigkill_at_random_moments_converges_to_exactly_once() {
+    let sim = Sim::start(&["--no-rate-limits", "--latency-ms", "4", "--jitter-ms", "4"]);
+    let work = Workdir::new();
+    let rows = 400;
+    work.write("users.csv", &users_csv(rows));
+    let mut rng = fastrand::Rng::with_seed(20261128);
+    let mut kills = 0;
+    for round in 0..40 {
+        let mut child = work
+            .provision_command(&sim, "users.csv", &["--rate", "0", "--concurrency", "8"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.u64(30..400)));
+        match child.try_wait().unwrap() {
+            Some(status) if status.code() == Some(0) => break,
+            Some(status) => panic!("round {round}: run ended with {status:?} before the kill"),
+            None => {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                kills += 1;
+            }
+        }
+    }
+    assert!(
+        kills >= 2,
+        "the loop should have killed a few runs, killed {kills}"
+    );
+    let last = work.provision(&sim, "users.csv", &["--rate", "0", "--concurrency", "8"]);
+    assert_eq!(code(&last), 0, "{}", text(&last));
+    assert_all_provisioned_exactly_once(&work, &sim, rows);
+    assert!(
+        sim.stat("max_posts_for_one_uuid") <= 2,
+        "a uuid is POSTed again only when bunq answered the first POST with a duplicate error"
+    );
+}
+
+#[test]
+fn lost_results_file_is_rebuilt_from_bunq_with_few_lookups_and_no_new_provisions() {
+    let sim = Sim::start(&[
+        "--post-limit",
+        "2000/1",
+        "--get-limit",
+        "3/3",
+        "--session-limit",
+        "100/1",
+    ]);
+    let work = Workdir::new();
+    let rows = 2000;
+    work.write("users.csv", &users_csv(rows));
+    let first = work.provision(&sim, "users.csv", &["--rate", "0", "--concurrency", "32"]);
+    assert_eq!(code(&first), 0, "{}", text(&first));
+    let original: std::collections::HashMap<String, String> = work
+        .results()
+        .into_iter()
+        .map(|r| (r["external_uuid"].clone(), r["provision_id"].clone()))
+        .collect();
+    let lists_before = sim.stat("list_requests");
+    let gets_before = sim.stat("get_by_id_requests");
+
+    std::fs::remove_file(work.path("results.csv")).unwrap();
+    let second = work.provision(
+        &sim,
+        "users.csv",
+        &["--rate", "0", "--concurrency", "32", "--json"],
+    );
+    assert_eq!(code(&second), 0, "{}", text(&second));
+    let summary: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(summary["reconciled"], rows as u64, "{summary}");
+    assert_eq!(summary["post_requests"], 0, "{summary}");
+    assert_eq!(sim.stat("provisions_created"), rows as u64);
+    for row in work.results() {
+        assert_eq!(row["status"], "provisioned");
+        assert_eq!(
+            original[&row["external_uuid"]], row["provision_id"],
+            "the original id comes back"
+        );
+    }
+    let lookups =
+        sim.stat("list_requests") - lists_before + sim.stat("get_by_id_requests") - gets_before;
+    assert!(
+        lookups <= 2 * (rows as u64).div_ceil(200) + 2,
+        "{lookups} lookups for {rows} rows"
+    );
+}
+
+#[test]
+fn ctrl_c_in_the_middle_exits_130_with_a_compacted_file_and_a_rerun_finishes() {
+    let sim = Sim::start(&["--no-rate-limits", "--latency-ms", "20"]);
+    let work = Workdir::new();
+    let rows = 300;
+    work.write("users.csv", &users_csv(rows));
+    let child = work
+        .provision_command(&sim, "users.csv", &["--rate", "0", "--concurrency", "4"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until some rows are done, then interrupt.
+    let results = work.path("results.csv");
+    for _ in 0..200 {
+        let done = std::fs::read_to_string(&results)
+            .map(|t| t.matches(",provisioned,").count())
+            .unwrap_or(0);
+        if done >= 20 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(code(&output), 130, "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("to continue, run: bunq-onboard provision"),
+        "{stderr}"
+    );
+
+    // Compacted: one row per record, in input order, nothing left pending.
+    let partial = work.results();
+    assert!(
+        !partial.is_empty() && partial.len() < rows,
+        "{} rows",
+        partial.len()
+    );
+    for (i, row) in partial.iter().enumerate() {
+        assert_eq!(row["line"], (i + 2).to_string());
+        assert_eq!(row["status"], "provisioned", "{row:?}");
+    }
+
+    let rerun = work.provision(&sim, "users.csv", &["--rate", "0", "--concurrency", "4"]);
+    assert_eq!(code(&rerun), 0, "{}", text(&rerun));
+    assert_all_provisioned_exactly_once(&work, &sim, rows);
+}
