@@ -8,7 +8,14 @@ use crate::support::*;
 /// `bunq-onboard status results.csv` with the harness's conventions: the test key in the
 /// environment, the provision run's context file (no new installation), no session wait.
 fn status(work: &Workdir, sim: &Sim, extra: &[&str]) -> Output {
-    Command::new(binary())
+    status_command(work, sim, extra)
+        .output()
+        .expect("run bunq-onboard status")
+}
+
+fn status_command(work: &Workdir, sim: &Sim, extra: &[&str]) -> Command {
+    let mut command = Command::new(binary());
+    command
         .current_dir(work.dir.path())
         .env("BUNQ_API_KEY", TEST_API_KEY)
         .env_remove("RUST_LOG")
@@ -18,9 +25,8 @@ fn status(work: &Workdir, sim: &Sim, extra: &[&str]) -> Output {
         .args(["--context", work.path("context.json").to_str().unwrap()])
         .args(["--session-min-interval", "0s"])
         .args(extra)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run bunq-onboard status")
+        .stdin(Stdio::null());
+    command
 }
 
 fn json(output: &Output) -> serde_json::Value {
@@ -280,4 +286,54 @@ fn status_of_a_missing_results_file_is_fatal() {
     let output = status(&work, &sim, &[]);
     assert_eq!(code(&output), 2, "{}", text(&output));
     assert_eq!(sim.stat("list_requests"), 0);
+}
+
+#[test]
+fn status_ctrl_c_during_watch_exits_130_with_a_complete_status_file() {
+    // Each stage takes a minute: nothing settles while the test runs.
+    let sim = Sim::start(&["--no-rate-limits", "--progress-step-ms", "60000"]);
+    let work = Workdir::new();
+    work.write("users.csv", &users_csv(10));
+    let provision = work.provision(&sim, "users.csv", &["--rate", "0"]);
+    assert_eq!(code(&provision), 0, "{}", text(&provision));
+
+    let child = status_command(
+        &work,
+        &sim,
+        &[
+            "--watch",
+            "--interval",
+            "0.2s",
+            "--timeout",
+            "20s",
+            "--rate",
+            "0",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let status_path = work.path("results.status.csv");
+    for _ in 0..500 {
+        if status_path.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(code(&output), 130, "{}", text(&output));
+    assert!(text(&output).contains("10 pending"), "{}", text(&output));
+    let rows = read_csv(&status_path);
+    assert_eq!(rows.len(), 10);
+    for row in &rows {
+        assert_eq!(row["status"], "CREATED", "{row:?}");
+        assert_eq!(row["sub_status"], "PENDING_PROCESS_USER");
+        assert!(!row["checked_at"].is_empty());
+    }
 }
