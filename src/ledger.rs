@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
 
-use crate::input::{excel_escape, excel_unescape};
+use crate::input::excel_escape;
 
 /// The results CSV header, in contract order (README "Results file").
 pub const HEADER: [&str; 9] = [
@@ -92,11 +92,15 @@ pub struct ResultRow {
 }
 
 impl ResultRow {
+    /// Reads a whole row back (tests compare whole rows; the run itself only needs
+    /// `KeyFields`).
+    #[cfg(test)]
     fn from_record(record: &csv::StringRecord) -> Option<Self> {
         if record.len() < HEADER.len() {
             return None;
         }
-        let cell = |i: usize| excel_unescape(record.get(i).unwrap_or("")).into_owned();
+        let cell =
+            |i: usize| crate::input::excel_unescape(record.get(i).unwrap_or("")).into_owned();
         let status = RowStatus::parse(record.get(4)?.trim())?;
         let provision_id = match record.get(5)?.trim() {
             "" => None,
@@ -123,22 +127,6 @@ impl ResultRow {
             updated_at: cell(8),
         })
     }
-
-    /// Which earlier row this one replaces. Rows that reached bunq (or were meant to) are one
-    /// per user, so they are keyed by uuid; invalid rows are keyed by their line, so a duplicate
-    /// uuid's invalid second occurrence can never hide the provisioned first one.
-    fn key(&self) -> RowKey {
-        match (self.status, self.external_uuid) {
-            (RowStatus::Invalid, _) | (_, None) => RowKey::Line(self.line),
-            (_, Some(uuid)) => RowKey::Uuid(uuid.as_u128()),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum RowKey {
-    Uuid(u128),
-    Line(u64),
 }
 
 pub fn now_timestamp() -> String {
@@ -202,8 +190,12 @@ impl ResumeIndex {
             };
             order = order.wrapping_add(1);
             match fields.status {
-                RowStatus::Provisioned => index.provisioned.push((uuid, fields.provision_id.unwrap_or(0))),
-                RowStatus::Pending | RowStatus::Failed => maybe_unsettled.push((uuid, order, fields.status)),
+                RowStatus::Provisioned => index
+                    .provisioned
+                    .push((uuid, fields.provision_id.unwrap_or(0))),
+                RowStatus::Pending | RowStatus::Failed => {
+                    maybe_unsettled.push((uuid, order, fields.status))
+                }
                 RowStatus::Invalid | RowStatus::WouldProvision => {}
             }
         }
@@ -215,7 +207,11 @@ impl ResumeIndex {
         maybe_unsettled.sort_unstable_by_key(|&(uuid, order, _)| (uuid, order));
         for group in maybe_unsettled.chunk_by(|a, b| a.0 == b.0) {
             let uuid = group[0].0;
-            if index.provisioned.binary_search_by_key(&uuid, |(u, _)| *u).is_err() {
+            if index
+                .provisioned
+                .binary_search_by_key(&uuid, |(u, _)| *u)
+                .is_err()
+            {
                 index.unsettled.push(uuid);
             }
         }
@@ -245,10 +241,55 @@ impl KeyFields {
             return None;
         }
         let uuid_text = record.get(1)?.trim();
-        let external_uuid =
-            if uuid_text.is_empty() { None } else { Uuid::parse_str(uuid_text).ok().map(|u| u.as_u128()) };
-        Some(KeyFields { line: record.get(0)?.trim().parse().ok()?, external_uuid, status, provision_id })
+        let external_uuid = if uuid_text.is_empty() {
+            None
+        } else {
+            Uuid::parse_str(uuid_text).ok().map(|u| u.as_u128())
+        };
+        Some(KeyFields {
+            line: record.get(0)?.trim().parse().ok()?,
+            external_uuid,
+            status,
+            provision_id,
+        })
     }
+}
+
+/// The provisioned rows of a results file, for `status`: one `(uuid, provision id)` per uuid
+/// in order of first appearance, with the latest provisioned id when a uuid was recorded more
+/// than once. Unlike [`ResumeIndex::load`], a missing file is an error: there is nothing to
+/// follow.
+pub fn read_provisioned(path: &Path) -> Result<Vec<(Uuid, u64)>, LedgerError> {
+    if let Err(source) = std::fs::metadata(path) {
+        return Err(LedgerError::Open {
+            path: path.to_path_buf(),
+            source,
+        });
+    }
+    let Some((mut reader, _torn_tail)) = open_log_reader(path)? else {
+        return Ok(Vec::new());
+    };
+    let mut rows: Vec<(Uuid, u64)> = Vec::new();
+    let mut position: std::collections::HashMap<u128, usize> = std::collections::HashMap::new();
+    let mut record = csv::StringRecord::new();
+    while read_record(&mut reader, &mut record) {
+        let Some(fields) = KeyFields::parse(&record) else {
+            continue;
+        };
+        let (RowStatus::Provisioned, Some(uuid), Some(id)) =
+            (fields.status, fields.external_uuid, fields.provision_id)
+        else {
+            continue;
+        };
+        match position.get(&uuid) {
+            Some(&i) => rows[i].1 = id,
+            None => {
+                position.insert(uuid, rows.len());
+                rows.push((Uuid::from_u128(uuid), id));
+            }
+        }
+    }
+    Ok(rows)
 }
 
 type LogReader = csv::Reader<io::Take<File>>;
@@ -562,11 +603,14 @@ impl CompactionPlan {
             let this_run = offset >= run_start;
             if this_run
                 && fields.status == RowStatus::Pending
-                && fields.external_uuid.is_some_and(|u| in_flight.binary_search(&u).is_err())
+                && fields
+                    .external_uuid
+                    .is_some_and(|u| in_flight.binary_search(&u).is_err())
             {
                 continue;
             }
-            let keyed_by_line = fields.status == RowStatus::Invalid || fields.external_uuid.is_none();
+            let keyed_by_line =
+                fields.status == RowStatus::Invalid || fields.external_uuid.is_none();
             if keyed_by_line
                 && !this_run
                 && let Some(uuid) = fields.external_uuid
@@ -574,11 +618,16 @@ impl CompactionPlan {
                 earlier_invalid_uuids.push((offset, uuid));
             }
             entries.push(Entry {
-                key: if keyed_by_line { u128::from(fields.line) } else { fields.external_uuid.unwrap_or(0) },
+                key: if keyed_by_line {
+                    u128::from(fields.line)
+                } else {
+                    fields.external_uuid.unwrap_or(0)
+                },
                 offset,
                 line: u32::try_from(fields.line).unwrap_or(u32::MAX),
                 status: fields.status,
-                flags: if keyed_by_line { LINE_KEY } else { 0 } | if this_run { THIS_RUN } else { 0 },
+                flags: if keyed_by_line { LINE_KEY } else { 0 }
+                    | if this_run { THIS_RUN } else { 0 },
             });
         }
 
@@ -596,7 +645,10 @@ impl CompactionPlan {
                 end += 1;
             }
             let group = &entries[start..end];
-            let pick = group.iter().rposition(|e| e.status == RowStatus::Provisioned).unwrap_or(group.len() - 1);
+            let pick = group
+                .iter()
+                .rposition(|e| e.status == RowStatus::Provisioned)
+                .unwrap_or(group.len() - 1);
             let mut chosen = group[pick];
             if group.iter().any(|e| e.flags & THIS_RUN != 0) {
                 chosen.flags |= THIS_RUN;
@@ -621,7 +673,8 @@ impl CompactionPlan {
             .map(|e| e.line)
             .collect();
         valid_lines_this_run.sort_unstable();
-        let mut skipped_by_uuid: Vec<(u128, u64)> = skipped.iter().map(|&(line, uuid)| (uuid, line)).collect();
+        let mut skipped_by_uuid: Vec<(u128, u64)> =
+            skipped.iter().map(|&(line, uuid)| (uuid, line)).collect();
         skipped_by_uuid.sort_unstable();
         // Offsets of earlier invalid rows whose user this run handled as a valid row.
         let mut fixed_offsets: Vec<u64> = earlier_invalid_uuids
@@ -662,7 +715,12 @@ impl CompactionPlan {
         entries.sort_unstable_by_key(|e| (e.flags & TRAILING != 0, e.line, e.offset));
         let rows = entries
             .iter()
-            .map(|e| (e.offset, (e.flags & REWRITE_LINE != 0).then_some(u64::from(e.line))))
+            .map(|e| {
+                (
+                    e.offset,
+                    (e.flags & REWRITE_LINE != 0).then_some(u64::from(e.line)),
+                )
+            })
             .collect();
         Ok(Self { rows })
     }
@@ -831,5 +889,33 @@ mod tests {
                 .contains("'+31612345678")
         );
         assert_eq!(read_rows(&path)[0].pointer_value, "+31612345678");
+    }
+
+    #[test]
+    fn read_provisioned_for_status_keeps_the_latest_id_in_first_seen_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.csv");
+        assert!(matches!(
+            read_provisioned(&path),
+            Err(LedgerError::Open { .. })
+        ));
+        let mut writer = LedgerWriter::open(&path, false).unwrap();
+        writer.append(&row(2, 1, RowStatus::Pending, None)).unwrap();
+        writer
+            .append(&row(2, 1, RowStatus::Provisioned, Some(10)))
+            .unwrap();
+        writer.append(&row(3, 2, RowStatus::Failed, None)).unwrap();
+        writer
+            .append(&row(4, 3, RowStatus::Provisioned, Some(30)))
+            .unwrap();
+        writer.append(&row(5, 4, RowStatus::Invalid, None)).unwrap();
+        writer
+            .append(&row(2, 1, RowStatus::Provisioned, Some(11)))
+            .unwrap();
+        drop(writer);
+        assert_eq!(
+            read_provisioned(&path).unwrap(),
+            vec![(Uuid::from_u128(1), 11), (Uuid::from_u128(3), 30)]
+        );
     }
 }

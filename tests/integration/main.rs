@@ -14,3 +14,4 @@ mod support;
 mod faults;
 mod files;
 mod provision;
+mod status;

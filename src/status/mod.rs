@@ -1,0 +1,690 @@
+//! `bunq-onboard status`: follows the provisions of a results file to the finish.
+//!
+//! A provision is asynchronous (bunq-api.md §6.3): after the POST, bunq walks it through
+//! `PENDING_PROCESS_USER → … → PENDING_PROCESS_USER_ONBOARDING`, and only then holds a
+//! credential whose `token_value` is the new user's API key. This command reads the
+//! provisioned rows of a results file, fetches their state in bulk (see [`fetch`]), writes a
+//! status CSV and a grouped summary, and with `--watch` polls until every row is settled.
+//! Tokens only ever leave memory through `--credentials-out` (see [`files`]).
+
+pub mod fetch;
+pub mod files;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::bunq::Provision;
+use crate::cli::{ApiArgs, parse_duration, parse_rate};
+use crate::engine::{Backoff, Pacer};
+use crate::ledger::{LedgerError, now_timestamp, read_provisioned};
+use crate::run::{EXIT_INTERRUPTED, EXIT_OK, EXIT_ROWS_FAILED};
+use fetch::{Fetched, Fetcher, RequestCounts};
+
+/// Exit codes of `status`, shown under its --help.
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0    every row was found and none failed; with --watch: every row is ready (credential
+       PENDING_FIRST_USE) or its credential was already used
+  1    some row is FAILED, CANCELLED or CLOSED, has an EXPIRED credential, was not found or
+       could not be fetched; with --watch also: rows still pending at --timeout
+  2    fatal: unreadable results file, auth failure, --credentials-out file exists
+  130  interrupted (Ctrl-C): the status file holds the last complete poll";
+
+/// Fetch the state of the provisioned users of a results file and write a status CSV.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = EXIT_CODES_HELP)]
+pub struct StatusArgs {
+    /// The results CSV of a provision run.
+    pub results: PathBuf,
+
+    /// Status CSV to write (replaced atomically).
+    /// [default: <results stem>.status.csv beside the results file]
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+
+    /// Poll until every row is ready (credential PENDING_FIRST_USE) or terminal (FAILED,
+    /// CANCELLED, CLOSED), rewriting the status file after every poll.
+    #[arg(long)]
+    pub watch: bool,
+
+    /// With --watch: time between polls, e.g. 60, 90s or 5m.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub interval: Duration,
+
+    /// With --watch: give up after this long (rows still pending make exit 1). [default: none]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Write the ready users' API keys (credential token_value) to this NEW file, mode 0600,
+    /// columns external_uuid,provision_id,token_value,expires_at. An existing file is never
+    /// overwritten. Without this flag tokens are never written anywhere.
+    #[arg(long, value_name = "PATH")]
+    pub credentials_out: Option<PathBuf>,
+
+    /// GETs per second, evenly spaced; "3/3" means 3 per 3 s. 0 = unpaced.
+    /// [default: 3/3, bunq's documented GET limit]
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+
+    /// Attempts per request before a row is reported as unknown for this poll (429s do not
+    /// count).
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+
+    /// No progress display.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Print the summary as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("could not write the status file {path}: {source}")]
+    WriteStatus {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the credentials file {0} already exists and is never overwritten; move it away or pass another --credentials-out"
+    )]
+    CredentialsExist(PathBuf),
+    #[error("could not write the credentials file {path}: {source}")]
+    WriteCredentials {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{flag} must not be the same file as {other}")]
+    SamePath {
+        flag: &'static str,
+        other: &'static str,
+    },
+}
+
+/// Where one row stands, derived from bunq's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// A `PENDING_FIRST_USE` credential with a token: create the user's session now.
+    Ready,
+    /// The credential was used (`ACTIVE`), or the provision is `ACTIVE` with nothing pending.
+    Active,
+    /// Still being processed (`CREATED` with a `PENDING_PROCESS_*` sub-status, …).
+    Pending,
+    Failed,
+    Cancelled,
+    Closed,
+    /// The credential window passed unused; it needs a token reset (bunq-api.md §6.3).
+    CredentialExpired,
+    /// bunq answered 404 for the id in the results file.
+    NotFound,
+    /// Not fetched yet, or every attempt failed.
+    Unknown,
+}
+
+impl Category {
+    /// Keying "ready" off the credential, not off `status`: the docs disagree on the main
+    /// status at that stage (bunq-api.md §6.3 CONFLICT).
+    pub fn of(provision: &Provision) -> Self {
+        match provision.status.as_deref() {
+            Some("FAILED") => return Category::Failed,
+            Some("CANCELLED") => return Category::Cancelled,
+            Some("CLOSED") => return Category::Closed,
+            _ => {}
+        }
+        if let Some(credential) = &provision.credential {
+            match credential.status.as_deref() {
+                Some("PENDING_FIRST_USE") if credential.token_value.is_some() => {
+                    return Category::Ready;
+                }
+                Some("ACTIVE") => return Category::Active,
+                Some("EXPIRED") => return Category::CredentialExpired,
+                _ => {}
+            }
+        }
+        let nothing_pending = provision
+            .sub_status
+            .as_deref()
+            .is_none_or(|s| !s.starts_with("PENDING"));
+        if provision.status.as_deref() == Some("ACTIVE")
+            && nothing_pending
+            && provision.credential.is_none()
+        {
+            return Category::Active;
+        }
+        Category::Pending
+    }
+
+    /// Settled rows are not polled again by `--watch`.
+    pub fn is_settled(self) -> bool {
+        !matches!(self, Category::Pending | Category::Unknown)
+    }
+
+    /// Rows that need no attention.
+    pub fn is_ok(self) -> bool {
+        matches!(self, Category::Ready | Category::Active)
+    }
+}
+
+/// What we know about one row.
+#[derive(Debug, Clone)]
+pub enum Seen {
+    Unchecked,
+    Found(Box<Provision>),
+    NotFound,
+    /// Every attempt failed and nothing was known before.
+    Unreachable,
+}
+
+/// One provisioned row of the results file and its latest known state.
+#[derive(Debug, Clone)]
+pub struct RowState {
+    pub uuid: Uuid,
+    pub provision_id: u64,
+    pub seen: Seen,
+    /// When `seen` was fetched (UTC), empty before the first answer.
+    pub checked_at: String,
+}
+
+impl RowState {
+    pub fn new(uuid: Uuid, provision_id: u64) -> Self {
+        Self {
+            uuid,
+            provision_id,
+            seen: Seen::Unchecked,
+            checked_at: String::new(),
+        }
+    }
+
+    pub fn category(&self) -> Category {
+        match &self.seen {
+            Seen::Found(provision) => Category::of(provision),
+            Seen::NotFound => Category::NotFound,
+            Seen::Unchecked | Seen::Unreachable => Category::Unknown,
+        }
+    }
+
+    /// `(status, sub_status)` for grouping; rows bunq did not describe get our own markers.
+    pub fn group_key(&self) -> (String, String) {
+        match &self.seen {
+            Seen::Found(p) => (
+                p.status.clone().unwrap_or_default(),
+                p.sub_status.clone().unwrap_or_default(),
+            ),
+            Seen::NotFound => ("NOT_FOUND".into(), String::new()),
+            Seen::Unchecked | Seen::Unreachable => ("UNKNOWN".into(), String::new()),
+        }
+    }
+
+    /// The status CSV cells ([`files::STATUS_HEADER`]). There is deliberately no token here.
+    pub fn cells(&self) -> [String; 8] {
+        let (status, sub_status) = self.group_key();
+        let provision = match &self.seen {
+            Seen::Found(p) => Some(p),
+            _ => None,
+        };
+        let credential = provision.and_then(|p| p.credential.as_ref());
+        [
+            self.uuid.to_string(),
+            self.provision_id.to_string(),
+            status,
+            sub_status,
+            provision
+                .and_then(|p| p.action_required.clone())
+                .unwrap_or_default(),
+            credential
+                .and_then(|c| c.status.clone())
+                .unwrap_or_default(),
+            credential
+                .and_then(|c| c.expiry_time.clone())
+                .unwrap_or_default(),
+            self.checked_at.clone(),
+        ]
+    }
+
+    /// The token and its expiry, for ready rows only.
+    pub fn ready_token(&self) -> Option<(&str, &str)> {
+        let Seen::Found(provision) = &self.seen else {
+            return None;
+        };
+        if Category::of(provision) != Category::Ready {
+            return None;
+        }
+        let credential = provision.credential.as_ref()?;
+        Some((
+            credential.token_value.as_deref()?,
+            credential.expiry_time.as_deref().unwrap_or(""),
+        ))
+    }
+}
+
+/// The ids `--watch` still has to fetch: sorted, unique.
+pub fn unsettled_ids(rows: &[RowState]) -> Vec<u64> {
+    let mut ids: Vec<u64> = rows
+        .iter()
+        .filter(|r| !r.category().is_settled())
+        .map(|r| r.provision_id)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Folds one round's answers into the rows. A failed lookup keeps what an earlier round
+/// found (with its older `checked_at`) rather than forgetting it.
+pub fn apply(rows: &mut [RowState], fetched: &HashMap<u64, Fetched>, checked_at: &str) {
+    for row in rows.iter_mut() {
+        let Some(outcome) = fetched.get(&row.provision_id) else {
+            continue;
+        };
+        match outcome {
+            Fetched::Found(provision) => {
+                if let Some(uuid) = provision.external_uuid.as_deref()
+                    && Uuid::parse_str(uuid).ok() != Some(row.uuid)
+                {
+                    tracing::warn!(
+                        provision_id = row.provision_id,
+                        results_uuid = %row.uuid,
+                        bunq_uuid = uuid,
+                        "bunq holds this provision id under another external_uuid"
+                    );
+                }
+                row.seen = Seen::Found(Box::new(provision.clone()));
+                row.checked_at = checked_at.to_string();
+            }
+            Fetched::NotFound => {
+                row.seen = Seen::NotFound;
+                row.checked_at = checked_at.to_string();
+            }
+            Fetched::Failed(_) => {
+                if !matches!(row.seen, Seen::Found(_)) {
+                    row.seen = Seen::Unreachable;
+                }
+            }
+        }
+    }
+}
+
+/// Rows per category.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CategoryCounts {
+    pub ready: u64,
+    pub active: u64,
+    pub pending: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    pub closed: u64,
+    pub credential_expired: u64,
+    pub not_found: u64,
+    pub unknown: u64,
+}
+
+impl CategoryCounts {
+    pub fn of(rows: &[RowState]) -> Self {
+        let mut counts = Self::default();
+        for row in rows {
+            let slot = match row.category() {
+                Category::Ready => &mut counts.ready,
+                Category::Active => &mut counts.active,
+                Category::Pending => &mut counts.pending,
+                Category::Failed => &mut counts.failed,
+                Category::Cancelled => &mut counts.cancelled,
+                Category::Closed => &mut counts.closed,
+                Category::CredentialExpired => &mut counts.credential_expired,
+                Category::NotFound => &mut counts.not_found,
+                Category::Unknown => &mut counts.unknown,
+            };
+            *slot += 1;
+        }
+        counts
+    }
+
+    /// Rows that need someone to look at them whatever happens next.
+    pub fn not_ok(&self) -> u64 {
+        self.failed
+            + self.cancelled
+            + self.closed
+            + self.credential_expired
+            + self.not_found
+            + self.unknown
+    }
+
+    pub fn settled(&self) -> u64 {
+        self.ready
+            + self.active
+            + self.failed
+            + self.cancelled
+            + self.closed
+            + self.credential_expired
+            + self.not_found
+    }
+}
+
+/// Exit code (see [`StatusArgs`]): without --watch pending rows are fine, with --watch they
+/// mean the timeout came first.
+pub fn exit_code(counts: &CategoryCounts, watch: bool, interrupted: bool) -> u8 {
+    if interrupted {
+        EXIT_INTERRUPTED
+    } else if counts.not_ok() > 0 || (watch && counts.pending > 0) {
+        EXIT_ROWS_FAILED
+    } else {
+        EXIT_OK
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Group {
+    pub status: String,
+    pub sub_status: String,
+    pub count: u64,
+}
+
+/// Counts per `(status, sub_status)`, sorted by status then sub-status.
+pub fn group(rows: &[RowState]) -> Vec<Group> {
+    let mut groups: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for row in rows {
+        *groups.entry(row.group_key()).or_default() += 1;
+    }
+    groups
+        .into_iter()
+        .map(|((status, sub_status), count)| Group {
+            status,
+            sub_status,
+            count,
+        })
+        .collect()
+}
+
+/// The earliest `expiry_time` of a ready credential, as bunq wrote it. bunq's timestamps
+/// ("YYYY-MM-DD hh:mm:ss.ffffff", bunq-api.md §6.3) sort as text.
+pub fn earliest_expiry(rows: &[RowState]) -> Option<String> {
+    rows.iter()
+        .filter_map(|r| r.ready_token().map(|(_, expiry)| expiry))
+        .filter(|e| !e.is_empty())
+        .min()
+        .map(str::to_string)
+}
+
+/// The end-of-run summary (stderr text, or one JSON object with --json).
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusSummary {
+    pub rows: u64,
+    #[serde(flatten)]
+    pub counts: CategoryCounts,
+    pub groups: Vec<Group>,
+    pub earliest_credential_expiry: Option<String>,
+    pub status_path: PathBuf,
+    pub credentials_path: Option<PathBuf>,
+    pub credentials_written: u64,
+    pub polls: u64,
+    #[serde(flatten)]
+    pub requests: RequestCounts,
+    pub watch: bool,
+    pub timed_out: bool,
+    pub interrupted: bool,
+    pub exit_code: u8,
+}
+
+impl StatusSummary {
+    pub fn to_text(&self) -> String {
+        let c = &self.counts;
+        let mut text = format!(
+            "{} provisioned users, {} poll(s): {} ready, {} active, {} pending, {} failed",
+            self.rows, self.polls, c.ready, c.active, c.pending, c.failed
+        );
+        for (count, label) in [
+            (c.cancelled, "cancelled"),
+            (c.closed, "closed"),
+            (c.credential_expired, "credential expired"),
+            (c.not_found, "not found"),
+            (c.unknown, "unknown (could not be fetched)"),
+        ] {
+            if count > 0 {
+                text.push_str(&format!(", {count} {label}"));
+            }
+        }
+        text.push('\n');
+        let width = self
+            .groups
+            .iter()
+            .map(|g| g.status.len() + g.sub_status.len() + 3)
+            .max()
+            .unwrap_or(0);
+        for g in &self.groups {
+            let label = if g.sub_status.is_empty() {
+                g.status.clone()
+            } else {
+                format!("{} / {}", g.status, g.sub_status)
+            };
+            text.push_str(&format!("  {label:<width$}  {}\n", g.count));
+        }
+        if let Some(expiry) = &self.earliest_credential_expiry {
+            text.push_str(&format!(
+                "earliest credential expires at {expiry} (bunq time); open the users' sessions before then\n"
+            ));
+        }
+        text.push_str(&format!(
+            "requests: {} list pages, {} single GETs, {} rate-limited (429), {} retries\n",
+            self.requests.list_requests,
+            self.requests.get_requests,
+            self.requests.rate_limited,
+            self.requests.retries
+        ));
+        text.push_str(&format!("status: {}\n", self.status_path.display()));
+        match &self.credentials_path {
+            Some(path) if self.credentials_written > 0 => text.push_str(&format!(
+                "credentials: {} ({} tokens, mode 0600; keep it secret, delete it once used)\n",
+                path.display(),
+                self.credentials_written
+            )),
+            Some(path) => text.push_str(&format!(
+                "credentials: none ready, {} was not created\n",
+                path.display()
+            )),
+            None if c.ready > 0 => text.push_str(
+                "tokens were not written anywhere; rerun with --credentials-out PATH to save them\n",
+            ),
+            None => {}
+        }
+        if self.timed_out {
+            text.push_str("stopped at --timeout with rows still pending.\n");
+        }
+        if self.interrupted {
+            text.push_str("interrupted: the status file holds the last complete poll.\n");
+        }
+        text
+    }
+}
+
+/// Live progress for --watch: a bar on a terminal, one line per poll otherwise.
+struct WatchProgress {
+    bar: Option<ProgressBar>,
+    plain: bool,
+}
+
+impl WatchProgress {
+    fn new(quiet: bool, total: u64) -> Self {
+        if quiet {
+            return Self {
+                bar: None,
+                plain: false,
+            };
+        }
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            if let Ok(style) = ProgressStyle::with_template(
+                "{bar:30.cyan/blue} {pos}/{len} settled  {msg}  {elapsed}",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            return Self {
+                bar: Some(bar),
+                plain: false,
+            };
+        }
+        Self {
+            bar: None,
+            plain: true,
+        }
+    }
+
+    fn update(&self, poll: u64, counts: &CategoryCounts) {
+        let message = format!(
+            "poll {poll} · ready {} · pending {} · failed {} · other {}",
+            counts.ready + counts.active,
+            counts.pending + counts.unknown,
+            counts.failed,
+            counts.not_ok() - counts.failed - counts.unknown
+        );
+        if let Some(bar) = &self.bar {
+            bar.set_position(counts.settled());
+            bar.set_message(message);
+        } else if self.plain {
+            eprintln!("status: {}/{} settled, {message}", counts.settled(), {
+                counts.settled() + counts.pending + counts.unknown
+            });
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn check_paths(args: &StatusArgs, out: &Path) -> Result<(), StatusError> {
+    if out == args.results {
+        return Err(StatusError::SamePath {
+            flag: "--out",
+            other: "the results file",
+        });
+    }
+    if let Some(credentials) = &args.credentials_out {
+        if credentials == &args.results {
+            return Err(StatusError::SamePath {
+                flag: "--credentials-out",
+                other: "the results file",
+            });
+        }
+        if credentials == out {
+            return Err(StatusError::SamePath {
+                flag: "--credentials-out",
+                other: "--out",
+            });
+        }
+        files::check_credentials_path_free(credentials)?;
+    }
+    Ok(())
+}
+
+/// Runs the command; the exit code is decided here, fatal errors go up as `Err` (exit 2).
+pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Result<u8> {
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| files::default_status_path(&args.results));
+    check_paths(&args, &out)?;
+    let mut rows: Vec<RowState> = read_provisioned(&args.results)?
+        .into_iter()
+        .map(|(uuid, id)| RowState::new(uuid, id))
+        .collect();
+    if rows.is_empty() && !args.quiet {
+        eprintln!(
+            "{} has no provisioned rows; nothing to follow",
+            args.results.display()
+        );
+    }
+    let (client, _no_simulator) = crate::run::connect(&args.api, false).await?;
+    let pacer = Pacer::new(Some(args.rate.unwrap_or(1.0)).filter(|r| *r > 0.0));
+    let mut fetcher = Fetcher::new(&client, &pacer, Backoff::default(), args.max_attempts);
+    let deadline = args
+        .timeout
+        .filter(|_| args.watch)
+        .map(|t| Instant::now() + t);
+    let past_deadline = || deadline.is_some_and(|d| Instant::now() >= d);
+    let stop = || interrupt.is_cancelled() || past_deadline();
+    let progress = WatchProgress::new(args.quiet || !args.watch, rows.len() as u64);
+    let mut polls = 0u64;
+    let mut timed_out = false;
+    loop {
+        let ids = unsettled_ids(&rows);
+        if !ids.is_empty() || polls == 0 {
+            polls += 1;
+            let fetched = fetcher.fetch(&ids, &stop).await;
+            apply(&mut rows, &fetched, &now_timestamp());
+        }
+        // After every round, so Ctrl-C or a crash leaves the latest complete picture.
+        files::write_status(&out, &rows)?;
+        let counts = CategoryCounts::of(&rows);
+        progress.update(polls, &counts);
+        if !args.watch || interrupt.is_cancelled() || unsettled_ids(&rows).is_empty() {
+            break;
+        }
+        if past_deadline() {
+            timed_out = true;
+            break;
+        }
+        let wait = match deadline {
+            Some(d) => args
+                .interval
+                .min(d.saturating_duration_since(Instant::now())),
+            None => args.interval,
+        };
+        tokio::select! {
+            _ = interrupt.cancelled() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+        if interrupt.is_cancelled() {
+            break;
+        }
+    }
+    progress.finish();
+    let interrupted = interrupt.is_cancelled();
+    let credentials_written = match &args.credentials_out {
+        Some(path) if rows.iter().any(|r| r.ready_token().is_some()) => {
+            files::write_credentials(path, &rows)?
+        }
+        _ => 0,
+    };
+    let counts = CategoryCounts::of(&rows);
+    let summary = StatusSummary {
+        rows: rows.len() as u64,
+        counts,
+        groups: group(&rows),
+        earliest_credential_expiry: earliest_expiry(&rows),
+        status_path: out,
+        credentials_path: args.credentials_out.clone(),
+        credentials_written,
+        polls,
+        requests: fetcher.counts,
+        watch: args.watch,
+        timed_out,
+        interrupted,
+        exit_code: exit_code(&counts, args.watch, interrupted),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else if !args.quiet || summary.exit_code != EXIT_OK {
+        eprint!("{}", summary.to_text());
+    }
+    Ok(summary.exit_code)
+}
+
+#[cfg(test)]
+mod tests;
