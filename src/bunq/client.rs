@@ -179,6 +179,11 @@ impl std::fmt::Debug for BunqClient {
 /// Renew this long before the computed expiry, as the SDKs do (bunq-clients.md §1.5).
 const SESSION_EXPIRY_MARGIN_SECS: u64 = 30;
 
+/// Sessions one `call` may open itself after bunq rejected its session token.
+const MAX_OWN_RENEWALS_PER_CALL: u32 = 3;
+/// Sends of one request in `call`, counting repeats after renewals by other tasks.
+const MAX_SENDS_PER_CALL: u32 = 20;
+
 impl BunqClient {
     /// Loads or creates the auth context and makes sure a live session exists.
     pub async fn connect(config: ClientConfig) -> Result<Self, ConnectError> {
@@ -330,13 +335,13 @@ impl BunqClient {
 
     /// Opens a new session unless another task already replaced the one the caller saw
     /// (`seen_generation`): renewal is single-flight. Waits out the session-server limit
-    /// instead of hammering it (bunq-api.md §4, §7).
-    async fn renew_session(&self, seen_generation: u64) -> Result<(), CallError> {
+    /// instead of hammering it (bunq-api.md §4, §7). True when this call opened the session.
+    async fn renew_session(&self, seen_generation: u64) -> Result<bool, CallError> {
         let _only_one_renewal = self.renewal.lock().await;
         {
             let session = self.session.read().await;
             if session.generation != seen_generation && !session.token.is_empty() {
-                return Ok(());
+                return Ok(false);
             }
         }
         let last_created = self.stored().session.as_ref().map(|s| s.created_at);
@@ -400,7 +405,7 @@ impl BunqClient {
             warn!("the new session could not be saved to the context file: {e}");
         }
         info!(timeout_secs, "opened a bunq session");
-        Ok(())
+        Ok(true)
     }
 
     /// device-server and session-server calls: installation token, signed body; 429s are
@@ -443,40 +448,53 @@ impl BunqClient {
     }
 
     /// One authenticated call with the session token. On bunq's "Insufficient
-    /// authorisation/authentication" the session is renewed once (single-flight) and the call
-    /// is repeated with a fresh request id.
+    /// authorisation/authentication" the session is renewed (single-flight) and the call is
+    /// repeated with a fresh request id. bunq acted on nothing it refused to authenticate, so
+    /// a rejection of the repeat is renewed and repeated again, within bounds: a renewal some
+    /// other task made is free, renewals this call makes itself are limited, so a key bunq
+    /// keeps refusing ends in an error instead of a loop.
     pub async fn call(
         &self,
         method: Method,
         url: &str,
         body: Option<&[u8]>,
     ) -> Result<Bytes, CallError> {
-        if self.session_needs_renewal().await {
-            let generation = self.session.read().await.generation;
-            self.renew_session(generation).await?;
-        }
-        let (token, generation) = {
-            let session = self.session.read().await;
-            (session.token.clone(), session.generation)
-        };
-        match self
-            .send(
-                method.clone(),
-                url,
-                body,
-                Some(&token),
-                Some(&self.server_key),
-            )
-            .await
-        {
-            Err(e) if e.is_session_expired() => {
-                info!("bunq says the session is no longer valid; renewing it");
-                self.renew_session(generation).await?;
-                let token = self.session.read().await.token.clone();
-                self.send(method, url, body, Some(&token), Some(&self.server_key))
-                    .await
+        let mut own_renewals = 0u32;
+        let mut sends = 0u32;
+        loop {
+            if self.session_needs_renewal().await {
+                let generation = self.session.read().await.generation;
+                if self.renew_session(generation).await? {
+                    own_renewals += 1;
+                }
             }
-            other => other,
+            let (token, generation) = {
+                let session = self.session.read().await;
+                (session.token.clone(), session.generation)
+            };
+            sends += 1;
+            match self
+                .send(
+                    method.clone(),
+                    url,
+                    body,
+                    Some(&token),
+                    Some(&self.server_key),
+                )
+                .await
+            {
+                Err(e)
+                    if e.is_session_expired()
+                        && own_renewals < MAX_OWN_RENEWALS_PER_CALL
+                        && sends < MAX_SENDS_PER_CALL =>
+                {
+                    info!("bunq says the session is no longer valid; renewing it");
+                    if self.renew_session(generation).await? {
+                        own_renewals += 1;
+                    }
+                }
+                other => return other,
+            }
         }
     }
 

@@ -294,6 +294,34 @@ fn expired_sessions_are_renewed_mid_run_and_every_row_is_provisioned() {
     assert_eq!(stats["signature_invalid"], 0, "{stats}");
 }
 
+/// Bug: `BunqClient::call` renewed an expired session and retried once; when that retry was
+/// rejected too (the new session died, or another task had already replaced it), the 401 was
+/// returned as a permanent error and the row was recorded as failed, although bunq had not
+/// acted on a request it refused to authenticate. Sessions that die faster than the requests in
+/// flight (here after 2 uses, with 8 in flight) must still end with every row provisioned.
+#[test]
+fn regression_request_rejected_again_after_a_session_renewal_is_retried_not_failed() {
+    let sim = Sim::start(&[
+        "--expire-session-after",
+        "2",
+        "--session-limit",
+        "1000/1",
+        "--no-rate-limits",
+    ]);
+    let work = Workdir::new();
+    work.write("users.csv", &users_csv(40));
+    let output = work.provision(
+        &sim,
+        "users.csv",
+        &["--rate", "0", "--lookup-rate", "0", "--concurrency", "8"],
+    );
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    assert_all_provisioned_exactly_once(&work, &sim, 40);
+    let stats = sim.stats();
+    assert!(stats["sessions_created"].as_u64().unwrap() > 10, "{stats}");
+    assert_eq!(stats["installations"], 1, "{stats}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Response signatures
 
@@ -720,7 +748,19 @@ fn api_key_is_absent_from_everything_a_failing_run_against_the_simulator_writes(
     let sim = Sim::start(&["--no-rate-limits", "--fail-before-commit", "1.0"]);
     let work = Workdir::new();
     work.write("users.csv", &users_csv(3));
-    let output = work.provision(&sim, "users.csv", &["-vv", "--max-attempts", "2"]);
+    let output = work.provision(
+        &sim,
+        "users.csv",
+        &[
+            "-vv",
+            "--max-attempts",
+            "2",
+            "--rate",
+            "0",
+            "--lookup-rate",
+            "0",
+        ],
+    );
     assert_eq!(code(&output), 1, "{}", text(&output));
     let all = everything_written(&output, work.dir.path(), &[]);
     assert!(all.contains("Internal server error"), "{all}");
