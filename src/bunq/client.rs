@@ -520,7 +520,7 @@ impl BunqClient {
                 .header("X-Bunq-Client-Signature", signature)
                 .body(body.to_vec());
         }
-        exchange(request, server_key).await
+        exchange(request, server_key, Some(self.api_key.expose())).await
     }
 
     /// `POST /partner-user-provision` (seed, chapter 2). Returns the provision id.
@@ -628,7 +628,7 @@ impl Bootstrap<'_> {
         let request = with_bunq_headers(self.http.post(format!("{}/installation", self.base_url)))
             .header("Content-Type", "application/json")
             .body(body);
-        let bytes = exchange(request, None).await.map_err(step)?;
+        let bytes = exchange(request, None, None).await.map_err(step)?;
         let envelope = parse_envelope(&bytes).map_err(step)?;
         let token = envelope
             .item("Token")
@@ -664,10 +664,12 @@ fn with_bunq_headers(request: reqwest::RequestBuilder) -> reqwest::RequestBuilde
 }
 
 /// Sends, reads the whole body, checks the server signature over the raw bytes before
-/// anything is parsed, and turns non-2xx answers into typed errors.
+/// anything is parsed, and turns non-2xx answers into typed errors. `secret` (the API key) is
+/// cut out of error texts before they are logged or returned: an answer may quote the request.
 async fn exchange(
     request: reqwest::RequestBuilder,
     server_key: Option<&ServerKey>,
+    secret: Option<&str>,
 ) -> Result<Bytes, CallError> {
     let response = request.send().await.map_err(transport_error)?;
     let status = response.status().as_u16();
@@ -706,7 +708,10 @@ async fn exchange(
     if success {
         return Ok(body);
     }
-    let description = error_description(&body);
+    let mut description = error_description(&body);
+    if let Some(secret) = secret.filter(|s| !s.is_empty()) {
+        description = description.replace(secret, "<redacted>");
+    }
     warn!(
         status,
         response_id = response_id.as_deref(),

@@ -767,6 +767,73 @@ fn api_key_is_absent_from_everything_a_failing_run_against_the_simulator_writes(
     assert_no_key(&all, TEST_API_KEY);
 }
 
+/// A bunq look-alike that accepts the installation and then answers every call with an error
+/// quoting the request body (what an echo service or a debugging proxy at a wrong --base-url
+/// does). The body of device-server carries the key; it must not come back out in our output.
+fn start_echoing_server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server_key = RawClient::new(&addr.to_string()).public_pem();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let server_key = server_key.clone();
+            std::thread::spawn(move || {
+                let Ok(Some((head, body))) = read_http_message(&mut stream) else {
+                    return;
+                };
+                let (status, answer) = if head.starts_with("POST /v1/installation") {
+                    (
+                        "200 OK",
+                        serde_json::json!({ "Response": [
+                            { "Id": { "id": 1 } },
+                            { "Token": { "id": 1, "token": "installation-token" } },
+                            { "ServerPublicKey": { "server_public_key": server_key } },
+                        ] }),
+                    )
+                } else {
+                    let echoed = format!(
+                        "Cannot handle {}: {}",
+                        head.lines().next().unwrap_or(""),
+                        String::from_utf8_lossy(&body)
+                    );
+                    (
+                        "400 Bad Request",
+                        serde_json::json!({ "Error": [ { "error_description": echoed } ] }),
+                    )
+                };
+                let answer = answer.to_string();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            });
+        }
+    });
+    format!("http://{addr}/v1")
+}
+
+/// Bug: error answers were logged and returned with the server's text verbatim, so a server
+/// quoting the device-server request printed the API key (warn log and the exit-2 message).
+#[test]
+fn regression_api_key_quoted_back_in_an_error_answer_is_never_printed() {
+    let base_url = start_echoing_server();
+    let work = Workdir::new();
+    work.write("users.csv", &users_csv(2));
+    let mut command = provision_at(&work, &base_url, "users.csv", &["-vv"]);
+    command.env("RUST_LOG", "trace");
+    let output = run(command);
+    assert_eq!(code(&output), 2, "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("device-server"),
+        "says which step: {stderr}"
+    );
+    let all = everything_written(&output, work.dir.path(), &[]);
+    assert_no_key(&all, TEST_API_KEY);
+}
+
 #[test]
 fn api_key_file_is_used_and_its_key_never_printed() {
     let sim = Sim::start(&["--no-rate-limits"]);
