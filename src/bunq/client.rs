@@ -179,6 +179,11 @@ impl std::fmt::Debug for BunqClient {
 /// Renew this long before the computed expiry, as the SDKs do (bunq-clients.md §1.5).
 const SESSION_EXPIRY_MARGIN_SECS: u64 = 30;
 
+/// Sessions one `call` may open itself after bunq rejected its session token.
+const MAX_OWN_RENEWALS_PER_CALL: u32 = 3;
+/// Sends of one request in `call`, counting repeats after renewals by other tasks.
+const MAX_SENDS_PER_CALL: u32 = 20;
+
 impl BunqClient {
     /// Loads or creates the auth context and makes sure a live session exists.
     pub async fn connect(config: ClientConfig) -> Result<Self, ConnectError> {
@@ -330,13 +335,13 @@ impl BunqClient {
 
     /// Opens a new session unless another task already replaced the one the caller saw
     /// (`seen_generation`): renewal is single-flight. Waits out the session-server limit
-    /// instead of hammering it (bunq-api.md §4, §7).
-    async fn renew_session(&self, seen_generation: u64) -> Result<(), CallError> {
+    /// instead of hammering it (bunq-api.md §4, §7). True when this call opened the session.
+    async fn renew_session(&self, seen_generation: u64) -> Result<bool, CallError> {
         let _only_one_renewal = self.renewal.lock().await;
         {
             let session = self.session.read().await;
             if session.generation != seen_generation && !session.token.is_empty() {
-                return Ok(());
+                return Ok(false);
             }
         }
         let last_created = self.stored().session.as_ref().map(|s| s.created_at);
@@ -400,7 +405,7 @@ impl BunqClient {
             warn!("the new session could not be saved to the context file: {e}");
         }
         info!(timeout_secs, "opened a bunq session");
-        Ok(())
+        Ok(true)
     }
 
     /// device-server and session-server calls: installation token, signed body; 429s are
@@ -443,40 +448,53 @@ impl BunqClient {
     }
 
     /// One authenticated call with the session token. On bunq's "Insufficient
-    /// authorisation/authentication" the session is renewed once (single-flight) and the call
-    /// is repeated with a fresh request id.
+    /// authorisation/authentication" the session is renewed (single-flight) and the call is
+    /// repeated with a fresh request id. bunq acted on nothing it refused to authenticate, so
+    /// a rejection of the repeat is renewed and repeated again, within bounds: a renewal some
+    /// other task made is free, renewals this call makes itself are limited, so a key bunq
+    /// keeps refusing ends in an error instead of a loop.
     pub async fn call(
         &self,
         method: Method,
         url: &str,
         body: Option<&[u8]>,
     ) -> Result<Bytes, CallError> {
-        if self.session_needs_renewal().await {
-            let generation = self.session.read().await.generation;
-            self.renew_session(generation).await?;
-        }
-        let (token, generation) = {
-            let session = self.session.read().await;
-            (session.token.clone(), session.generation)
-        };
-        match self
-            .send(
-                method.clone(),
-                url,
-                body,
-                Some(&token),
-                Some(&self.server_key),
-            )
-            .await
-        {
-            Err(e) if e.is_session_expired() => {
-                info!("bunq says the session is no longer valid; renewing it");
-                self.renew_session(generation).await?;
-                let token = self.session.read().await.token.clone();
-                self.send(method, url, body, Some(&token), Some(&self.server_key))
-                    .await
+        let mut own_renewals = 0u32;
+        let mut sends = 0u32;
+        loop {
+            if self.session_needs_renewal().await {
+                let generation = self.session.read().await.generation;
+                if self.renew_session(generation).await? {
+                    own_renewals += 1;
+                }
             }
-            other => other,
+            let (token, generation) = {
+                let session = self.session.read().await;
+                (session.token.clone(), session.generation)
+            };
+            sends += 1;
+            match self
+                .send(
+                    method.clone(),
+                    url,
+                    body,
+                    Some(&token),
+                    Some(&self.server_key),
+                )
+                .await
+            {
+                Err(e)
+                    if e.is_session_expired()
+                        && own_renewals < MAX_OWN_RENEWALS_PER_CALL
+                        && sends < MAX_SENDS_PER_CALL =>
+                {
+                    info!("bunq says the session is no longer valid; renewing it");
+                    if self.renew_session(generation).await? {
+                        own_renewals += 1;
+                    }
+                }
+                other => return other,
+            }
         }
     }
 
@@ -502,7 +520,7 @@ impl BunqClient {
                 .header("X-Bunq-Client-Signature", signature)
                 .body(body.to_vec());
         }
-        exchange(request, server_key).await
+        exchange(request, server_key, Some(self.api_key.expose())).await
     }
 
     /// `POST /partner-user-provision` (seed, chapter 2). Returns the provision id.
@@ -610,7 +628,7 @@ impl Bootstrap<'_> {
         let request = with_bunq_headers(self.http.post(format!("{}/installation", self.base_url)))
             .header("Content-Type", "application/json")
             .body(body);
-        let bytes = exchange(request, None).await.map_err(step)?;
+        let bytes = exchange(request, None, None).await.map_err(step)?;
         let envelope = parse_envelope(&bytes).map_err(step)?;
         let token = envelope
             .item("Token")
@@ -646,10 +664,12 @@ fn with_bunq_headers(request: reqwest::RequestBuilder) -> reqwest::RequestBuilde
 }
 
 /// Sends, reads the whole body, checks the server signature over the raw bytes before
-/// anything is parsed, and turns non-2xx answers into typed errors.
+/// anything is parsed, and turns non-2xx answers into typed errors. `secret` (the API key) is
+/// cut out of error texts before they are logged or returned: an answer may quote the request.
 async fn exchange(
     request: reqwest::RequestBuilder,
     server_key: Option<&ServerKey>,
+    secret: Option<&str>,
 ) -> Result<Bytes, CallError> {
     let response = request.send().await.map_err(transport_error)?;
     let status = response.status().as_u16();
@@ -688,7 +708,10 @@ async fn exchange(
     if success {
         return Ok(body);
     }
-    let description = error_description(&body);
+    let mut description = error_description(&body);
+    if let Some(secret) = secret.filter(|s| !s.is_empty()) {
+        description = description.replace(secret, "<redacted>");
+    }
     // Each row's error (with this response id) lands in the results file; the log line is
     // for -v runs, where it shows the sequence of answers.
     debug!(

@@ -11,6 +11,7 @@
 
 mod support;
 
+mod client;
 mod faults;
 mod files;
 mod provision;
