@@ -98,9 +98,12 @@ pub async fn run(
 
     // First pass: count rows for the progress bar and collect the rows whose fate at bunq is
     // unknown, so they can be reconciled in bulk before anything is sent.
-    let (total_rows, mut unknown) = survey(&options, &index, ledger_was_empty).await?;
-    unknown.sort_unstable();
-    unknown.dedup();
+    let Survey {
+        rows: total_rows,
+        unknown,
+        headers,
+        delimiter,
+    } = survey(&options, &index, ledger_was_empty)?;
 
     let counters = Arc::new(RequestCounters::default());
     let post_pacer = Arc::new(Pacer::new(options.post_rate));
@@ -144,19 +147,14 @@ pub async fn run(
         }
     }
     let ledger = LedgerWriter::open(&results_path, options.excel_safe)?;
-    let reader = UserReader::open(&options.input, &options.input_options)?;
     let error_file = match &options.errors {
         Some(path) => Some(
-            crate::input::ErrorFileWriter::create(
-                path,
-                reader.headers(),
-                reader.delimiter(),
-                options.excel_safe,
-            )
-            .map_err(|source| EngineError::ErrorFile {
-                path: path.clone(),
-                source,
-            })?,
+            crate::input::ErrorFileWriter::create(path, &headers, delimiter, options.excel_safe)
+                .map(|writer| (writer, path.clone()))
+                .map_err(|source| EngineError::ErrorFile {
+                    path: path.clone(),
+                    source,
+                })?,
         ),
         None => None,
     };
@@ -175,11 +173,10 @@ pub async fn run(
     let writer_task = tokio::spawn(writer.run(event_receiver));
 
     let (row_sender, row_receiver) = mpsc::channel::<Result<InputRow, InputError>>(256);
-    drop(reader);
     let reader_stop = stop.clone();
     let (input_path, input_options) = (options.input.clone(), options.input_options.clone());
-    // The reader is opened again on the blocking thread that drives it (csv reading is
-    // synchronous); the first open above only served the error file's header.
+    // The second pass runs on a blocking thread (csv reading is synchronous) and feeds the
+    // bounded stream through a channel, so memory does not grow with the input.
     let reader_task = tokio::task::spawn_blocking(move || {
         let reader = match UserReader::open(&input_path, &input_options) {
             Ok(reader) => reader,
@@ -290,20 +287,21 @@ pub fn dry_run_path(results: &std::path::Path) -> PathBuf {
 /// Reads the input once, validating as the real pass will, to count rows and to list the
 /// valid rows whose state at bunq is unknown: recorded `pending`/`failed` by an earlier run,
 /// or every row when there is no results file to trust (first run, lost or foreign file).
-async fn survey(
+fn survey(
     options: &EngineOptions,
     index: &ResumeIndex,
     ledger_was_empty: bool,
-) -> Result<(u64, Vec<u128>), EngineError> {
-    let path = options.input.clone();
-    let input_options = options.input_options.clone();
-    // The index is borrowed, so the survey runs on this thread via block_in_place.
+) -> Result<Survey, EngineError> {
+    // Reading is synchronous; block_in_place keeps the runtime's other tasks going.
     tokio::task::block_in_place(|| {
-        let mut total = 0u64;
+        let mut reader = UserReader::open(&options.input, &options.input_options)?;
+        let headers = reader.headers().clone();
+        let delimiter = reader.delimiter();
+        let mut rows = 0u64;
         let mut unknown = Vec::new();
-        for row in UserReader::open(&path, &input_options)? {
+        for row in &mut reader {
             let row = row?;
-            total += 1;
+            rows += 1;
             if let Ok(user) = &row.checked {
                 let uuid = user.external_uuid;
                 if index.provision_id(&uuid).is_none()
@@ -313,6 +311,23 @@ async fn survey(
                 }
             }
         }
-        Ok((total, unknown))
+        unknown.sort_unstable();
+        unknown.dedup();
+        Ok(Survey {
+            rows,
+            unknown,
+            headers,
+            delimiter,
+        })
     })
+}
+
+/// What the first pass over the input learned.
+struct Survey {
+    rows: u64,
+    /// Sorted uuids of valid rows whose state at bunq is unknown.
+    unknown: Vec<u128>,
+    /// The input's header and delimiter, for the error file.
+    headers: csv::StringRecord,
+    delimiter: u8,
 }

@@ -76,8 +76,8 @@ pub async fn lookup_one(
 pub struct BulkResult {
     /// uuids bunq already holds, with the provision id; sorted by uuid.
     pub existing: Vec<(u128, u64)>,
-    /// uuids proven absent (the whole list was read); sorted.
-    pub absent: Vec<u128>,
+    /// The whole list was read: every wanted uuid not in `existing` is proven absent.
+    pub scan_complete: bool,
     /// Requests spent.
     pub requests: u64,
     pub pages: u64,
@@ -91,8 +91,10 @@ impl BulkResult {
             .ok()
             .map(|i| self.existing[i].1)
     }
+    /// True when bunq is known not to hold this uuid. Only meaningful for uuids that were
+    /// wanted; the engine asks only about those.
     pub fn is_absent(&self, uuid: &Uuid) -> bool {
-        self.absent.binary_search(&uuid.as_u128()).is_ok()
+        self.scan_complete && self.existing_id(uuid).is_none()
     }
 }
 
@@ -128,7 +130,7 @@ pub async fn reconcile_bulk(
                 pages = result.pages,
                 "stopping the list scan: per-row lookups are cheaper for the rest"
             );
-            return finish(result, wanted, &found, false);
+            return finish(result, false);
         }
         pacer.acquire().await;
         result.requests += 1;
@@ -146,12 +148,10 @@ pub async fn reconcile_bulk(
                         continue;
                     };
                     if let Ok(i) = wanted.binary_search(&uuid.as_u128()) {
-                        // Newest first: a later (older) page overwrites, keeping the first provision.
                         if !found[i] {
                             found[i] = true;
                             found_count += 1;
                         }
-                        result.existing.retain(|(u, _)| *u != wanted[i]);
                         result.existing.push((wanted[i], provision.id));
                     }
                 }
@@ -164,7 +164,7 @@ pub async fn reconcile_bulk(
                     warn!(
                         "the list scan keeps hitting bunq's rate limit; falling back to per-row lookups"
                     );
-                    return finish(result, wanted, &found, false);
+                    return finish(result, false);
                 }
             }
             Err(e)
@@ -178,7 +178,7 @@ pub async fn reconcile_bulk(
                 warn!(
                     "the list scan failed ({e}); the rows it did not reach are looked up one by one"
                 );
-                return finish(result, wanted, &found, false);
+                return finish(result, false);
             }
         }
     }
@@ -187,18 +187,13 @@ pub async fn reconcile_bulk(
         found = found_count,
         "list scan complete"
     );
-    finish(result, wanted, &found, true)
+    finish(result, true)
 }
 
-fn finish(mut result: BulkResult, wanted: &[u128], found: &[bool], complete: bool) -> BulkResult {
+fn finish(mut result: BulkResult, complete: bool) -> BulkResult {
+    // If bunq ever held two provisions for one uuid, the oldest (smallest id) is the user's.
     result.existing.sort_unstable();
-    if complete {
-        result.absent = wanted
-            .iter()
-            .zip(found)
-            .filter(|(_, f)| !**f)
-            .map(|(u, _)| *u)
-            .collect();
-    }
+    result.existing.dedup_by_key(|(uuid, _)| *uuid);
+    result.scan_complete = complete;
     result
 }

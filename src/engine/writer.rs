@@ -54,7 +54,8 @@ pub struct Tally {
 
 pub struct OutcomeWriter {
     ledger: LedgerWriter,
-    error_file: Option<ErrorFileWriter>,
+    /// The `--errors` file and its path (for error messages).
+    error_file: Option<(ErrorFileWriter, std::path::PathBuf)>,
     progress: Progress,
     total: u64,
     max_errors: Option<u64>,
@@ -65,7 +66,7 @@ pub struct OutcomeWriter {
 impl OutcomeWriter {
     pub fn new(
         ledger: LedgerWriter,
-        error_file: Option<ErrorFileWriter>,
+        error_file: Option<(ErrorFileWriter, std::path::PathBuf)>,
         quiet: bool,
         total: u64,
         max_errors: Option<u64>,
@@ -121,13 +122,13 @@ impl OutcomeWriter {
             }
             Event::Finished { row, finish, cells } => {
                 self.ledger.append(&row)?;
-                if let (Some(errors), Some(cells)) = (&mut self.error_file, &cells)
+                if let (Some((errors, path)), Some(cells)) = (&mut self.error_file, &cells)
                     && matches!(row.status, RowStatus::Failed | RowStatus::Invalid)
                 {
                     errors
                         .write(row.line, cells, &row.error)
                         .map_err(|source| EngineError::ErrorFile {
-                            path: std::path::PathBuf::from("--errors"),
+                            path: path.clone(),
                             source,
                         })?;
                 }
