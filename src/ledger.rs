@@ -96,36 +96,55 @@ impl ResultRow {
     /// `KeyFields`).
     #[cfg(test)]
     fn from_record(record: &csv::StringRecord) -> Option<Self> {
-        if record.len() < HEADER.len() {
-            return None;
-        }
+        let fields = KeyFields::parse(record)?;
         let cell =
             |i: usize| crate::input::excel_unescape(record.get(i).unwrap_or("")).into_owned();
-        let status = RowStatus::parse(record.get(4)?.trim())?;
-        let provision_id = match record.get(5)?.trim() {
-            "" => None,
-            id => Some(id.parse().ok()?),
-        };
-        if status == RowStatus::Provisioned && provision_id.is_none() {
-            return None;
-        }
-        let uuid_text = record.get(1)?.trim();
-        let external_uuid = if uuid_text.is_empty() {
-            None
-        } else {
-            Uuid::parse_str(uuid_text).ok()
-        };
         Some(ResultRow {
-            line: record.get(0)?.trim().parse().ok()?,
-            external_uuid,
+            line: fields.line,
+            external_uuid: fields.external_uuid.map(Uuid::from_u128),
             pointer_type: cell(2),
             pointer_value: cell(3),
-            status,
-            provision_id,
+            status: fields.status,
+            provision_id: fields.provision_id,
             error: cell(6),
             attempts: record.get(7)?.trim().parse().unwrap_or(0),
             updated_at: cell(8),
         })
+    }
+}
+
+/// uuid → provision id, as a sorted vector: 24 bytes a row, a third of a hash map's cost,
+/// which matters at a million rows.
+#[derive(Debug, Default)]
+pub struct ProvisionIds(Vec<(u128, u64)>);
+
+impl ProvisionIds {
+    /// Sorts and keeps one id per uuid: the smallest, i.e. the oldest provision, which is the
+    /// user's if bunq ever held two.
+    pub fn from_unsorted(mut pairs: Vec<(u128, u64)>) -> Self {
+        pairs.sort_unstable();
+        pairs.dedup_by_key(|(uuid, _)| *uuid);
+        Self(pairs)
+    }
+
+    pub fn get(&self, uuid: &Uuid) -> Option<u64> {
+        let key = uuid.as_u128();
+        self.0
+            .binary_search_by_key(&key, |(u, _)| *u)
+            .ok()
+            .map(|i| self.0[i].1)
+    }
+
+    pub fn contains(&self, uuid: u128) -> bool {
+        self.0.binary_search_by_key(&uuid, |(u, _)| *u).is_ok()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -138,7 +157,7 @@ pub fn now_timestamp() -> String {
 /// million finished rows cost 24 MB, not the 60+ MB a hash map would.
 #[derive(Debug, Default)]
 pub struct ResumeIndex {
-    provisioned: Vec<(u128, u64)>,
+    provisioned: ProvisionIds,
     unsettled: Vec<u128>,
     /// Rows read from the file (all statuses).
     pub rows_read: u64,
@@ -148,11 +167,7 @@ pub struct ResumeIndex {
 
 impl ResumeIndex {
     pub fn provision_id(&self, uuid: &Uuid) -> Option<u64> {
-        let key = uuid.as_u128();
-        self.provisioned
-            .binary_search_by_key(&key, |(u, _)| *u)
-            .ok()
-            .map(|i| self.provisioned[i].1)
+        self.provisioned.get(uuid)
     }
 
     /// True when an earlier run may have sent this row without recording the answer.
@@ -177,6 +192,7 @@ impl ResumeIndex {
         index.torn_tail = torn_tail;
         // Provisioned rows go straight to their own list; only rows that may be unsettled
         // (pending/failed, usually few) need ordering to find each uuid's latest word.
+        let mut provisioned = Vec::new();
         let mut maybe_unsettled: Vec<(u128, u32, RowStatus)> = Vec::new();
         let mut record = csv::StringRecord::new();
         let mut order = 0u32;
@@ -190,28 +206,22 @@ impl ResumeIndex {
             };
             order = order.wrapping_add(1);
             match fields.status {
-                RowStatus::Provisioned => index
-                    .provisioned
-                    .push((uuid, fields.provision_id.unwrap_or(0))),
+                RowStatus::Provisioned => {
+                    provisioned.push((uuid, fields.provision_id.unwrap_or(0)))
+                }
                 RowStatus::Pending | RowStatus::Failed => {
                     maybe_unsettled.push((uuid, order, fields.status))
                 }
                 RowStatus::Invalid | RowStatus::WouldProvision => {}
             }
         }
-        index.provisioned.sort_unstable();
         // `provisioned` is final: a provisioned user is never sent again, so no later row can
-        // undo it. With two ids for one uuid (impossible unless the file was edited) the
-        // smaller, older one is kept.
-        index.provisioned.dedup_by_key(|(uuid, _)| *uuid);
+        // undo it.
+        index.provisioned = ProvisionIds::from_unsorted(provisioned);
         maybe_unsettled.sort_unstable_by_key(|&(uuid, order, _)| (uuid, order));
         for group in maybe_unsettled.chunk_by(|a, b| a.0 == b.0) {
             let uuid = group[0].0;
-            if index
-                .provisioned
-                .binary_search_by_key(&uuid, |(u, _)| *u)
-                .is_err()
-            {
+            if !index.provisioned.contains(uuid) {
                 index.unsettled.push(uuid);
             }
         }

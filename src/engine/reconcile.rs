@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::pacer::Pacer;
 use super::retry::Backoff;
 use crate::bunq::{BunqClient, CallError, ListFilter};
+use crate::ledger::ProvisionIds;
 
 /// bunq's page maximum (doc.bunq.com/basics/pagination).
 pub const PAGE_SIZE: u32 = 200;
@@ -74,8 +75,8 @@ pub async fn lookup_one(
 /// The outcome of a bulk reconciliation.
 #[derive(Debug, Default)]
 pub struct BulkResult {
-    /// uuids bunq already holds, with the provision id; sorted by uuid.
-    pub existing: Vec<(u128, u64)>,
+    /// uuids bunq already holds, with the provision id.
+    pub existing: ProvisionIds,
     /// The whole list was read: every wanted uuid not in `existing` is proven absent.
     pub scan_complete: bool,
     /// Requests spent.
@@ -85,11 +86,7 @@ pub struct BulkResult {
 
 impl BulkResult {
     pub fn existing_id(&self, uuid: &Uuid) -> Option<u64> {
-        let key = uuid.as_u128();
-        self.existing
-            .binary_search_by_key(&key, |(u, _)| *u)
-            .ok()
-            .map(|i| self.existing[i].1)
+        self.existing.get(uuid)
     }
     /// True when bunq is known not to hold this uuid. Only meaningful for uuids that were
     /// wanted; the engine asks only about those.
@@ -113,6 +110,7 @@ pub async fn reconcile_bulk(
     if wanted.is_empty() {
         return result;
     }
+    let mut existing = Vec::new();
     let mut found = vec![false; wanted.len()];
     let mut found_count = 0usize;
     let mut url = Some(client.list_url(&ListFilter {
@@ -130,7 +128,7 @@ pub async fn reconcile_bulk(
                 pages = result.pages,
                 "stopping the list scan: per-row lookups are cheaper for the rest"
             );
-            return finish(result, false);
+            return finish(result, existing, false);
         }
         pacer.acquire().await;
         result.requests += 1;
@@ -152,7 +150,7 @@ pub async fn reconcile_bulk(
                             found[i] = true;
                             found_count += 1;
                         }
-                        result.existing.push((wanted[i], provision.id));
+                        existing.push((wanted[i], provision.id));
                     }
                 }
                 url = page.older_url;
@@ -164,7 +162,7 @@ pub async fn reconcile_bulk(
                     warn!(
                         "the list scan keeps hitting bunq's rate limit; falling back to per-row lookups"
                     );
-                    return finish(result, false);
+                    return finish(result, existing, false);
                 }
             }
             Err(e)
@@ -178,7 +176,7 @@ pub async fn reconcile_bulk(
                 warn!(
                     "the list scan failed ({e}); the rows it did not reach are looked up one by one"
                 );
-                return finish(result, false);
+                return finish(result, existing, false);
             }
         }
     }
@@ -187,13 +185,11 @@ pub async fn reconcile_bulk(
         found = found_count,
         "list scan complete"
     );
-    finish(result, true)
+    finish(result, existing, true)
 }
 
-fn finish(mut result: BulkResult, complete: bool) -> BulkResult {
-    // If bunq ever held two provisions for one uuid, the oldest (smallest id) is the user's.
-    result.existing.sort_unstable();
-    result.existing.dedup_by_key(|(uuid, _)| *uuid);
+fn finish(mut result: BulkResult, existing: Vec<(u128, u64)>, complete: bool) -> BulkResult {
+    result.existing = ProvisionIds::from_unsorted(existing);
     result.scan_complete = complete;
     result
 }
