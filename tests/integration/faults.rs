@@ -245,3 +245,45 @@ fn ctrl_c_in_the_middle_exits_130_with_a_compacted_file_and_a_rerun_finishes() {
     assert_eq!(code(&rerun), 0, "{}", text(&rerun));
     assert_all_provisioned_exactly_once(&work, &sim, rows);
 }
+
+#[test]
+fn second_ctrl_c_exits_at_once_and_the_next_run_reconciles_the_rest() {
+    // Slow answers: rows are in flight when the second Ctrl-C comes.
+    let sim = Sim::start(&["--no-rate-limits", "--latency-ms", "300"]);
+    let work = Workdir::new();
+    let rows = 16;
+    work.write("users.csv", &users_csv(rows));
+    let mut child = work
+        .provision_command(&sim, "users.csv", &["--rate", "0", "--concurrency", "4"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let results = work.path("results.csv");
+    for _ in 0..300 {
+        let pending = std::fs::read_to_string(&results)
+            .map(|t| t.contains(",pending,"))
+            .unwrap_or(false);
+        if pending {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = child.id().to_string();
+    for _ in 0..2 {
+        assert!(
+            Command::new("kill")
+                .args(["-INT", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+
+    let rerun = work.provision(&sim, "users.csv", &["--rate", "0", "--concurrency", "4"]);
+    assert_eq!(code(&rerun), 0, "{}", text(&rerun));
+    assert_all_provisioned_exactly_once(&work, &sim, rows);
+}
