@@ -24,7 +24,7 @@ use crate::ledger::{LedgerError, LedgerWriter, ResumeIndex};
 use crate::report::RunSummary;
 pub use pacer::Pacer;
 pub use retry::Backoff;
-use worker::{RowJob, Worker};
+use worker::Worker;
 use writer::{Event, OutcomeWriter};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,8 +38,8 @@ pub enum EngineError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the input reader stopped unexpectedly: {0}")]
-    Reader(String),
+    #[error("an internal task of the run failed: {0}")]
+    TaskFailed(String),
 }
 
 /// Everything a provision run needs besides the client.
@@ -215,7 +215,7 @@ pub async fn run(
             let fatal_input = fatal_input.clone();
             async move {
                 match row {
-                    Ok(row) => worker.handle(RowJob::from(row)).await,
+                    Ok(row) => worker.handle(row).await,
                     Err(e) => {
                         *fatal_input.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
                         worker.stop.cancel();
@@ -230,10 +230,10 @@ pub async fn run(
     drop(events);
     reader_task
         .await
-        .map_err(|e| EngineError::Reader(e.to_string()))?;
+        .map_err(|e| EngineError::TaskFailed(e.to_string()))?;
     let tally = writer_task
         .await
-        .map_err(|e| EngineError::Reader(e.to_string()))??;
+        .map_err(|e| EngineError::TaskFailed(e.to_string()))??;
     if let Some(error) = fatal_input.lock().unwrap_or_else(|p| p.into_inner()).take() {
         return Err(error.into());
     }

@@ -15,16 +15,6 @@ use crate::bunq::{BunqClient, CallError, Disposition, ProvisionRequest};
 use crate::input::{InputRow, ValidUser};
 use crate::ledger::{ResultRow, ResumeIndex, RowStatus, now_timestamp};
 
-pub struct RowJob {
-    pub row: InputRow,
-}
-
-impl From<InputRow> for RowJob {
-    fn from(row: InputRow) -> Self {
-        Self { row }
-    }
-}
-
 pub struct Worker {
     pub client: Option<Arc<BunqClient>>,
     pub options: EngineOptions,
@@ -54,12 +44,12 @@ enum Settled {
 }
 
 impl Worker {
-    pub async fn handle(&self, job: RowJob) {
+    pub async fn handle(&self, row: InputRow) {
         let InputRow {
             line,
             cells,
             checked,
-        } = job.row;
+        } = row;
         let user = match checked {
             Ok(user) => user,
             Err(problem) => {
