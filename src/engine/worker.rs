@@ -80,17 +80,14 @@ impl Worker {
         if let Some(id) = self.index.provision_id(&uuid) {
             if self.options.dry_run {
                 // The dry-run file starts empty, so it spells out what the real run would skip.
-                let row = ResultRow {
+                let row = user_row(
                     line,
-                    external_uuid: Some(uuid),
-                    pointer_type: user.pointer.pointer_type.as_str().to_string(),
-                    pointer_value: user.pointer.value.clone(),
-                    status: RowStatus::Provisioned,
-                    provision_id: Some(id),
-                    error: String::new(),
-                    attempts: 0,
-                    updated_at: now_timestamp(),
-                };
+                    &user,
+                    RowStatus::Provisioned,
+                    Some(id),
+                    String::new(),
+                    0,
+                );
                 self.send(Event::Finished {
                     row,
                     finish: Finish::AlreadyProvisioned,
@@ -146,17 +143,7 @@ impl Worker {
             attempts,
         } = settled
         {
-            let row = ResultRow {
-                line,
-                external_uuid: Some(uuid),
-                pointer_type: user.pointer.pointer_type.as_str().to_string(),
-                pointer_value: user.pointer.value.clone(),
-                status,
-                provision_id,
-                error,
-                attempts,
-                updated_at: now_timestamp(),
-            };
+            let row = user_row(line, &user, status, provision_id, error, attempts);
             let cells = (status == RowStatus::Failed).then_some(cells);
             self.send(Event::Finished { row, finish, cells }).await;
         }
@@ -323,21 +310,33 @@ impl Worker {
     /// Writes the `pending` row and waits until it is on disk.
     async fn record_intent(&self, line: u64, user: &ValidUser) -> bool {
         let (ack, acked) = oneshot::channel();
-        let row = ResultRow {
-            line,
-            external_uuid: Some(user.external_uuid),
-            pointer_type: user.pointer.pointer_type.as_str().to_string(),
-            pointer_value: user.pointer.value.clone(),
-            status: RowStatus::Pending,
-            provision_id: None,
-            error: String::new(),
-            attempts: 0,
-            updated_at: now_timestamp(),
-        };
+        let row = user_row(line, user, RowStatus::Pending, None, String::new(), 0);
         if self.events.send(Event::Pending { row, ack }).await.is_err() {
             return false;
         }
         acked.await.unwrap_or(false)
+    }
+}
+
+/// The results row of a valid user, stamped now.
+fn user_row(
+    line: u64,
+    user: &ValidUser,
+    status: RowStatus,
+    provision_id: Option<u64>,
+    error: String,
+    attempts: u32,
+) -> ResultRow {
+    ResultRow {
+        line,
+        external_uuid: Some(user.external_uuid),
+        pointer_type: user.pointer.pointer_type.as_str().to_string(),
+        pointer_value: user.pointer.value.clone(),
+        status,
+        provision_id,
+        error,
+        attempts,
+        updated_at: now_timestamp(),
     }
 }
 
