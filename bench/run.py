@@ -16,7 +16,7 @@ Sections:
   micro    the criterion micro-benchmarks (cargo bench): signing, validation, ledger append
 
 The simulator always runs as a separate process; CPU and memory figures are the client
-process's own (os.wait4 rusage of that child). The release binary is built once with
+process's own (GNU time, else os.wait4 rusage). The release binary is built once with
 `cargo build --release` unless --no-build or --binary is given (CARGO_TARGET_DIR is honoured).
 Figures depend on the machine: the table records nproc, the CPU model and the load average.
 """
@@ -156,16 +156,30 @@ class RunResult:
         return self.user + self.sys
 
 
+TIME = shutil.which("time", path="/usr/bin:/bin")
+
+
 def run_measured(argv: list[str], env: dict | None = None, cwd: Path | None = None) -> RunResult:
-    """Runs one process and returns its own rusage (os.wait4 on exactly that child)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Runs one process and returns its own CPU time and peak RSS.
+
+    Through GNU time when present: its child is forked from the small `time` process, so
+    ru_maxrss is the benchmarked binary's alone. A child forked straight from this Python
+    process would report Python's resident set as its peak (Linux keeps the pre-exec high
+    water mark in ru_maxrss), which inflates small figures by tens of MiB."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile(
+        "r", suffix=".time"
+    ) as timing:
+        full = [TIME, "-q", "-o", timing.name, "-f", "%e %U %S %M", *argv] if TIME else argv
         start = time.perf_counter()
-        proc = subprocess.Popen(
-            argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd
-        )
+        proc = subprocess.Popen(full, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
+        user, system, maxrss = usage.ru_utime, usage.ru_stime, usage.ru_maxrss
+        if TIME:
+            fields = timing.read().split()
+            if len(fields) >= 4:
+                wall, user, system, maxrss = float(fields[-4]), float(fields[-3]), float(fields[-2]), int(fields[-1])
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode("utf-8", "replace")
@@ -181,9 +195,9 @@ def run_measured(argv: list[str], env: dict | None = None, cwd: Path | None = No
     return RunResult(
         code=proc.returncode,
         wall=wall,
-        user=usage.ru_utime,
-        sys=usage.ru_stime,
-        maxrss_kib=usage.ru_maxrss,
+        user=user,
+        sys=system,
+        maxrss_kib=maxrss,
         summary=summary,
         stderr=stderr,
     )
@@ -446,8 +460,8 @@ def section_cpu(binary: Path, root: Path, args, report: Report, signing_ns: floa
     notes = [
         f"fixed cost: CPU of a {args.cpu_baseline_rows}-row run (start-up, RSA key generation for "
         "the installation, connecting); marginal = (CPU(N) - CPU(small)) / (N - small).",
-        f"client --concurrency {args.cpu_concurrency}; CPU is the client process's own rusage "
-        "(os.wait4), the simulator is a separate process.",
+        f"client --concurrency {args.cpu_concurrency}; CPU is the client process's own user+sys "
+        "time (GNU time, or os.wait4 rusage without it); the simulator is a separate process.",
     ]
     if signing_ns is not None:
         notes.append(
@@ -502,7 +516,10 @@ def section_memory(binary: Path, root: Path, args, report: Report) -> None:
             f"{max(args.memory_rows):,}: on this machine a million provisions take longer than the "
             "whole benchmark budget (use --provision-memory-rows to go further)."
         )
-    notes.append("peak RSS = ru_maxrss of the client process alone (os.wait4).")
+    notes.append(
+        "peak RSS = maximum resident set size of the client process alone (GNU time %M; the "
+        "simulator is a separate process)."
+    )
     report.section(
         "4. Memory (peak RSS)",
         "Target: under 64 MiB, and flat from 100k to 1M rows.",
