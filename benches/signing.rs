@@ -14,6 +14,7 @@ fn signing(c: &mut Criterion) {
         pointer_type: "EMAIL",
         pointer_value: "user1@example.com",
         pointer_name: "User 1",
+        companion_phone: None,
         products: vec!["USER_VERIFIED"],
     };
     let body = request.to_body(BodyFormat::Pointer);
