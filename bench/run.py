@@ -580,6 +580,19 @@ def section_memory(binary: Path, root: Path, args, report: Report) -> None:
             f"{max(args.memory_rows):,}: at the measured zero-latency rate a million provisions "
             "take longer than the whole benchmark budget (use --provision-memory-rows to go further)."
         )
+    by_command: dict[str, list[tuple[int, float]]] = {}
+    for row in rows_out:
+        command = row[0].split(" (")[0]
+        by_command.setdefault(command, []).append((int(row[1].replace(",", "")), float(row[2].split()[0])))
+    for command, points in by_command.items():
+        if len(points) > 1:
+            (n0, m0), (n1, m1) = min(points), max(points)
+            flat = m1 <= m0 * 1.1
+            notes.append(
+                f"flat? {command}: {m0:.1f} MiB at {n0:,} rows → {m1:.1f} MiB at {n1:,} rows "
+                f"({(m1 - m0) * 1024 * 1024 / max(n1 - n0, 1):.0f} bytes per extra row): "
+                + ("flat" if flat else "**not flat**")
+            )
     notes.append(
         "peak RSS = maximum resident set size of the client process alone (GNU time %M; the "
         "simulator is a separate process)."
