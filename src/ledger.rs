@@ -9,6 +9,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use uuid::Uuid;
 
@@ -136,7 +137,11 @@ impl ProvisionIds {
     }
 
     pub fn contains(&self, uuid: u128) -> bool {
-        self.0.binary_search_by_key(&uuid, |(u, _)| *u).is_ok()
+        self.position(uuid).is_some()
+    }
+
+    fn position(&self, uuid: u128) -> Option<usize> {
+        self.0.binary_search_by_key(&uuid, |(u, _)| *u).ok()
     }
 
     pub fn len(&self) -> usize {
@@ -158,6 +163,10 @@ pub fn now_timestamp() -> String {
 #[derive(Debug, Default)]
 pub struct ResumeIndex {
     provisioned: ProvisionIds,
+    /// Beside each provisioned entry: the line of this run's input where the user was skipped
+    /// (0 = not seen). Compaction lists those rows at this input's line. 4 bytes a row,
+    /// instead of a separate list of skipped rows.
+    skipped_lines: Vec<AtomicU32>,
     unsettled: Vec<u128>,
     /// Rows read from the file (all statuses).
     pub rows_read: u64,
@@ -168,6 +177,23 @@ pub struct ResumeIndex {
 impl ResumeIndex {
     pub fn provision_id(&self, uuid: &Uuid) -> Option<u64> {
         self.provisioned.get(uuid)
+    }
+
+    /// Records that this run skipped the (provisioned) user at `line` of its input.
+    pub fn note_skipped(&self, uuid: &Uuid, line: u64) {
+        if let Some(i) = self.provisioned.position(uuid.as_u128()) {
+            let line = u32::try_from(line).unwrap_or(u32::MAX);
+            self.skipped_lines[i].store(line, Ordering::Relaxed);
+        }
+    }
+
+    /// The input line where this run skipped the user, if it did.
+    pub fn skipped_line(&self, uuid: u128) -> Option<u64> {
+        let i = self.provisioned.position(uuid)?;
+        match self.skipped_lines[i].load(Ordering::Relaxed) {
+            0 => None,
+            line => Some(u64::from(line)),
+        }
     }
 
     /// True when an earlier run may have sent this row without recording the answer.
@@ -218,6 +244,9 @@ impl ResumeIndex {
         // `provisioned` is final: a provisioned user is never sent again, so no later row can
         // undo it.
         index.provisioned = ProvisionIds::from_unsorted(provisioned);
+        index.skipped_lines = (0..index.provisioned.len())
+            .map(|_| AtomicU32::new(0))
+            .collect();
         maybe_unsettled.sort_unstable_by_key(|&(uuid, order, _)| (uuid, order));
         for group in maybe_unsettled.chunk_by(|a, b| a.0 == b.0) {
             let uuid = group[0].0;
@@ -385,9 +414,6 @@ pub struct LedgerWriter {
     /// Where this run's rows start: everything before was written by earlier runs.
     run_start: u64,
     appended: u64,
-    /// Rows this run skipped as already provisioned: (this input's line, uuid). Kept so the
-    /// compacted file lists them in this input's order.
-    skipped: Vec<(u64, u128)>,
     /// uuids whose `pending` row has no outcome row yet (at most the rows in flight).
     in_flight: std::collections::HashSet<u128>,
 }
@@ -436,7 +462,6 @@ impl LedgerWriter {
             excel_safe,
             run_start,
             appended: 0,
-            skipped: Vec::new(),
             in_flight: std::collections::HashSet::new(),
         })
     }
@@ -486,15 +511,11 @@ impl LedgerWriter {
         Ok(())
     }
 
-    /// Notes a row skipped as already provisioned; nothing is written for it now.
-    pub fn note_skipped(&mut self, line: u64, uuid: Uuid) {
-        self.skipped.push((line, uuid.as_u128()));
-    }
-
     /// Rewrites the file atomically (temp + rename) to one row per record, latest outcome
     /// first in this input's order, then rows of earlier runs that this input does not
     /// mention. Nothing is rewritten when this run added nothing.
-    pub fn compact(mut self) -> Result<(), LedgerError> {
+    /// `index` tells which earlier provisioned rows this run skipped, and at which line.
+    pub fn compact(mut self, index: &ResumeIndex) -> Result<(), LedgerError> {
         self.writer.flush().map_err(|source| LedgerError::Write {
             path: self.path.clone(),
             source,
@@ -508,7 +529,7 @@ impl LedgerWriter {
         };
         let mut in_flight: Vec<u128> = self.in_flight.iter().copied().collect();
         in_flight.sort_unstable();
-        let plan = CompactionPlan::build(&self.path, self.run_start, &self.skipped, &in_flight)?;
+        let plan = CompactionPlan::build(&self.path, self.run_start, index, &in_flight)?;
         let folder = match self.path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -591,7 +612,7 @@ impl CompactionPlan {
     fn build(
         path: &Path,
         run_start: u64,
-        skipped: &[(u64, u128)],
+        index: &ResumeIndex,
         in_flight: &[u128],
     ) -> Result<Self, LedgerError> {
         let Some((mut reader, _)) = open_log_reader(path)? else {
@@ -683,9 +704,6 @@ impl CompactionPlan {
             .map(|e| e.line)
             .collect();
         valid_lines_this_run.sort_unstable();
-        let mut skipped_by_uuid: Vec<(u128, u64)> =
-            skipped.iter().map(|&(line, uuid)| (uuid, line)).collect();
-        skipped_by_uuid.sort_unstable();
         // Offsets of earlier invalid rows whose user this run handled as a valid row.
         let mut fixed_offsets: Vec<u64> = earlier_invalid_uuids
             .iter()
@@ -701,9 +719,9 @@ impl CompactionPlan {
                 continue;
             }
             if entry.flags & LINE_KEY == 0 {
-                if let Ok(j) = skipped_by_uuid.binary_search_by_key(&entry.key, |&(u, _)| u) {
+                if let Some(line) = index.skipped_line(entry.key) {
                     // Skipped this run as already provisioned: listed at this input's line.
-                    entry.line = u32::try_from(skipped_by_uuid[j].1).unwrap_or(u32::MAX);
+                    entry.line = u32::try_from(line).unwrap_or(u32::MAX);
                     entry.flags |= REWRITE_LINE;
                     continue;
                 }
@@ -832,10 +850,11 @@ mod tests {
             .append(&row(9, 99, RowStatus::Provisioned, Some(99)))
             .unwrap(); // not in the next input
         first.append(&row(4, 3, RowStatus::Invalid, None)).unwrap();
-        first.compact().unwrap();
+        first.compact(&ResumeIndex::default()).unwrap();
 
         let mut second = LedgerWriter::open(&path, false).unwrap();
-        second.note_skipped(2, Uuid::from_u128(1));
+        let index = ResumeIndex::load(&path).unwrap();
+        index.note_skipped(&Uuid::from_u128(1), 2);
         second.append(&row(4, 3, RowStatus::Pending, None)).unwrap(); // line 4 was fixed
         second.append(&row(3, 2, RowStatus::Pending, None)).unwrap();
         second
@@ -846,7 +865,7 @@ mod tests {
             .unwrap();
         // A duplicate of line 2's uuid: invalid, but must not hide the provisioned row.
         second.append(&row(5, 1, RowStatus::Invalid, None)).unwrap();
-        second.compact().unwrap();
+        second.compact(&index).unwrap();
 
         let summary: Vec<(u64, RowStatus, Option<u64>)> = read_rows(&path)
             .iter()

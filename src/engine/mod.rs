@@ -88,7 +88,7 @@ pub async fn run(
     } else {
         options.results.clone()
     };
-    let index = ResumeIndex::load(&options.results)?;
+    let index = Arc::new(ResumeIndex::load(&options.results)?);
     if index.torn_tail {
         info!(
             "the results file ended in a torn line (the last run was killed mid-write); it is ignored"
@@ -164,6 +164,7 @@ pub async fn run(
     let (events, event_receiver) = mpsc::channel::<Event>(1024);
     let writer = OutcomeWriter::new(
         ledger,
+        index.clone(),
         error_file,
         options.quiet,
         total_rows,

@@ -18,7 +18,7 @@ use crate::ledger::{ResultRow, ResumeIndex, RowStatus, now_timestamp};
 pub struct Worker {
     pub client: Option<Arc<BunqClient>>,
     pub options: EngineOptions,
-    pub index: ResumeIndex,
+    pub index: Arc<ResumeIndex>,
     pub bulk: BulkResult,
     pub ledger_was_empty: bool,
     pub post_pacer: Arc<Pacer>,

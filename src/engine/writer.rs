@@ -1,13 +1,15 @@
 //! The one task that owns the results file, the error file and the progress display. Workers
 //! send it outcomes over a channel; it writes and flushes each before taking the next.
 
+use std::sync::Arc;
+
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::error;
 
 use super::EngineError;
 use crate::input::ErrorFileWriter;
-use crate::ledger::{LedgerWriter, ResultRow, RowStatus};
+use crate::ledger::{LedgerWriter, ResultRow, ResumeIndex, RowStatus};
 use crate::report::{Counts, Progress};
 
 /// How a finished row ended, for counting.
@@ -54,6 +56,8 @@ pub struct Tally {
 
 pub struct OutcomeWriter {
     ledger: LedgerWriter,
+    /// What earlier runs left; the writer marks the rows this run skips, for compaction.
+    index: Arc<ResumeIndex>,
     /// The `--errors` file and its path (for error messages).
     error_file: Option<(ErrorFileWriter, std::path::PathBuf)>,
     progress: Progress,
@@ -66,6 +70,7 @@ pub struct OutcomeWriter {
 impl OutcomeWriter {
     pub fn new(
         ledger: LedgerWriter,
+        index: Arc<ResumeIndex>,
         error_file: Option<(ErrorFileWriter, std::path::PathBuf)>,
         quiet: bool,
         total: u64,
@@ -74,6 +79,7 @@ impl OutcomeWriter {
     ) -> Self {
         Self {
             ledger,
+            index,
             error_file,
             progress: Progress::new(quiet, total),
             total,
@@ -104,7 +110,7 @@ impl OutcomeWriter {
         if let Some(e) = failure {
             return Err(e);
         }
-        self.ledger.compact()?;
+        self.ledger.compact(&self.index)?;
         Ok(self.tally)
     }
 
@@ -117,7 +123,7 @@ impl OutcomeWriter {
                 return Ok(());
             }
             Event::Skipped { line, uuid } => {
-                self.ledger.note_skipped(line, uuid);
+                self.index.note_skipped(&uuid, line);
                 self.tally.skipped += 1;
             }
             Event::Finished { row, finish, cells } => {
