@@ -3,9 +3,13 @@
 //!
 //! bunq limits each endpoint per rolling window ("5 POSTs per 3 s", bunq-api.md §4) and says the
 //! exact limit in the 429 text. Spacing calls evenly (one slot every `interval`) never bursts a
-//! window; a 429 teaches the real interval, and quiet stretches creep back toward the cap.
-//! governor's quotas are fixed at construction, so this small pacer is written here instead.
+//! window. A 429 teaches the real limit: from then on the pacer also keeps its own copy of the
+//! rolling window (the send times of its recent calls), so after a burst has filled bunq's
+//! window it waits for that window to clear instead of collecting a 429 for every call in the
+//! meantime. Quiet stretches creep back toward the cap. governor's quotas are fixed at
+//! construction, so this small pacer is written here instead.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -20,6 +24,9 @@ const RECOVERY_FACTOR: f64 = 0.98;
 /// Spacing kept above a limit bunq stated, so clock skew between us and bunq's window does
 /// not turn the exact limit into a stream of 429s.
 const STATED_LIMIT_MARGIN: f64 = 1.02;
+/// How many recent send times are kept to emulate bunq's window; a stated limit with more
+/// calls per window than this is enforced by spacing alone.
+const RECENT_SLOTS: usize = 1024;
 
 #[derive(Debug)]
 pub struct Pacer {
@@ -34,6 +41,10 @@ struct PacerState {
     learned_interval: Option<Duration>,
     interval: Duration,
     next_slot: Instant,
+    /// The limit bunq stated in a 429 ("X calls per Y second"), once one was seen.
+    stated_window: Option<RateLimitText>,
+    /// Send times of the most recent calls, oldest first (slots only grow).
+    recent_slots: VecDeque<Instant>,
     calls_since_change: u32,
     rate_limited: u64,
 }
@@ -52,6 +63,8 @@ impl Pacer {
                 learned_interval: None,
                 interval: cap_interval,
                 next_slot: Instant::now(),
+                stated_window: None,
+                recent_slots: VecDeque::new(),
                 calls_since_change: 0,
                 rate_limited: 0,
             }),
@@ -62,12 +75,24 @@ impl Pacer {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits for the next free slot. Slots are handed out in order, one per interval.
+    /// Waits for the next free slot. Slots are handed out in order, one per interval, and,
+    /// once bunq stated its limit, never more than X in any Y seconds.
     pub async fn acquire(&self) {
         let (slot, now) = {
             let mut state = self.lock();
             let now = Instant::now();
-            let slot = state.next_slot.max(now);
+            let mut slot = state.next_slot.max(now);
+            if let Some(limit) = state.stated_window {
+                let calls = limit.calls as usize;
+                if calls <= state.recent_slots.len() {
+                    let oldest_in_window = state.recent_slots[state.recent_slots.len() - calls];
+                    slot = slot.max(oldest_in_window + limit.per.mul_f64(STATED_LIMIT_MARGIN));
+                }
+            }
+            state.recent_slots.push_back(slot);
+            if state.recent_slots.len() > RECENT_SLOTS {
+                state.recent_slots.pop_front();
+            }
             state.next_slot = slot + state.interval;
             (slot, now)
         };
@@ -93,27 +118,30 @@ impl Pacer {
         }
     }
 
-    /// bunq answered 429. Adopt the stated limit (with a small margin) and back off a little
-    /// beyond it; without a stated limit, halve the rate. The window is full right now, so the
-    /// next slot moves one interval out.
+    /// bunq answered 429. With a stated limit, adopt it: spacing at its even interval (with a
+    /// small margin) plus the window check in `acquire`. Without one, halve the rate and pause
+    /// one interval, since the window is full right now.
     pub fn on_rate_limited(&self, stated: Option<RateLimitText>) {
         let mut state = self.lock();
         state.rate_limited += 1;
         state.calls_since_change = 0;
-        let slower = match stated {
+        match stated {
             Some(limit) => {
                 let learned = limit
                     .interval()
                     .mul_f64(STATED_LIMIT_MARGIN)
                     .max(state.cap_interval);
                 state.learned_interval = Some(learned);
-                state.interval.max(learned.mul_f64(1.25))
+                state.stated_window = Some(limit);
+                state.interval = state.interval.max(learned);
             }
-            None => (state.interval * 2).max(Duration::from_millis(100)),
-        };
-        state.interval = slower;
-        let pause_until = Instant::now() + slower;
-        state.next_slot = state.next_slot.max(pause_until);
+            None => {
+                let slower = (state.interval * 2).max(Duration::from_millis(100));
+                state.interval = slower;
+                let pause_until = Instant::now() + slower;
+                state.next_slot = state.next_slot.max(pause_until);
+            }
+        }
     }
 
     pub fn current_interval(&self) -> Duration {
@@ -145,12 +173,33 @@ mod tests {
         let pacer = Pacer::new(Some(1000.0));
         pacer.on_rate_limited(RateLimitText::parse("maximum of 5 calls per 3 second"));
         let learned = Duration::from_millis(600).mul_f64(STATED_LIMIT_MARGIN);
-        assert_eq!(pacer.current_interval(), learned.mul_f64(1.25));
+        assert_eq!(pacer.current_interval(), learned);
         for _ in 0..(RECOVERY_EVERY * 100) {
             pacer.on_success();
         }
         assert_eq!(pacer.current_interval(), learned);
         assert_eq!(pacer.rate_limited_count(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_burst_filled_the_window_waits_for_it_to_clear() {
+        // Unpaced: ten calls go out at once and fill a "5 per 3 s" window twice over.
+        let pacer = Pacer::new(None);
+        let start = Instant::now();
+        for _ in 0..10 {
+            pacer.acquire().await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        pacer.on_rate_limited(RateLimitText::parse("maximum of 5 calls per 3 second"));
+        // The next call waits until the fifth most recent send is out of bunq's window.
+        pacer.acquire().await;
+        let window = Duration::from_secs(3).mul_f64(STATED_LIMIT_MARGIN);
+        assert_eq!(start.elapsed(), window);
+        // Then never more than 5 in any window: the 6th after that waits for the 1st to age out.
+        for _ in 0..5 {
+            pacer.acquire().await;
+        }
+        assert!(start.elapsed() >= window * 2);
     }
 
     #[tokio::test(start_paused = true)]
