@@ -93,80 +93,79 @@ impl RunSummary {
     }
 }
 
-/// Live progress on stderr. On a terminal: a bar. Otherwise (CI logs, `| tee`): one line every
-/// few seconds, so logs stay readable. `--quiet` shows nothing.
+/// Live progress on stderr, shared by `provision` and `status --watch`. On a terminal: a bar.
+/// Otherwise (CI logs, `| tee`): a plain line at most every `plain_every`, so logs stay
+/// readable. `--quiet` shows nothing.
 pub struct Progress {
     bar: Option<ProgressBar>,
-    plain_every: Option<Duration>,
-    last_plain: Instant,
-    started: Instant,
+    plain: Option<PlainLines>,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Counts {
-    pub done: u64,
-    pub total: u64,
-    pub provisioned: u64,
-    pub failed: u64,
-    pub invalid: u64,
-    pub skipped: u64,
+struct PlainLines {
+    label: &'static str,
+    every: Duration,
+    last: Option<Instant>,
+}
+
+/// What a progress display shows: `unit` names what `position` counts ("rows", "settled").
+#[derive(Debug, Clone, Copy)]
+pub struct ProgressStyleSpec {
+    pub unit: &'static str,
+    /// Show throughput and ETA (not for polling, where they mean nothing).
+    pub rate_and_eta: bool,
+    pub plain_every: Duration,
 }
 
 impl Progress {
-    pub fn new(quiet: bool, total: u64) -> Self {
-        let started = Instant::now();
+    pub fn new(quiet: bool, total: u64, spec: ProgressStyleSpec) -> Self {
         if quiet {
             return Self {
                 bar: None,
-                plain_every: None,
-                last_plain: started,
-                started,
+                plain: None,
             };
         }
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{bar:30.cyan/blue} {pos}/{len} rows  {msg}  {per_sec}  ETA {eta}",
+            let template = if spec.rate_and_eta {
+                format!(
+                    "{{bar:30.cyan/blue}} {{pos}}/{{len}} {}  {{msg}}  {{per_sec}}  ETA {{eta}}",
+                    spec.unit
                 )
-                .expect("progress template is valid")
-                .progress_chars("=> "),
-            );
+            } else {
+                format!(
+                    "{{bar:30.cyan/blue}} {{pos}}/{{len}} {}  {{msg}}  {{elapsed}}",
+                    spec.unit
+                )
+            };
+            if let Ok(style) = ProgressStyle::with_template(&template) {
+                bar.set_style(style.progress_chars("=> "));
+            }
             bar.enable_steady_tick(Duration::from_millis(200));
             return Self {
                 bar: Some(bar),
-                plain_every: None,
-                last_plain: started,
-                started,
+                plain: None,
             };
         }
         Self {
             bar: None,
-            plain_every: Some(Duration::from_secs(5)),
-            last_plain: started,
-            started,
+            plain: Some(PlainLines {
+                label: spec.unit,
+                every: spec.plain_every,
+                last: None,
+            }),
         }
     }
 
-    pub fn update(&mut self, counts: &Counts) {
-        let message = format!(
-            "provisioned {} · failed {} · invalid {} · skipped {}",
-            counts.provisioned, counts.failed, counts.invalid, counts.skipped
-        );
+    pub fn update(&mut self, position: u64, total: u64, message: &str) {
         if let Some(bar) = &self.bar {
-            bar.set_position(counts.done);
-            bar.set_message(message);
-        } else if let Some(every) = self.plain_every
-            && self.last_plain.elapsed() >= every
+            bar.set_length(total);
+            bar.set_position(position);
+            bar.set_message(message.to_string());
+        } else if let Some(plain) = &mut self.plain
+            && plain.last.is_none_or(|last| last.elapsed() >= plain.every)
         {
-            self.last_plain = Instant::now();
-            let elapsed = self.started.elapsed().as_secs_f64().max(0.001);
-            eprintln!(
-                "progress: {}/{} rows, {message}, {:.1} rows/s",
-                counts.done,
-                counts.total,
-                counts.done as f64 / elapsed
-            );
+            plain.last = Some(Instant::now());
+            eprintln!("progress: {position}/{total} {}, {message}", plain.label);
         }
     }
 

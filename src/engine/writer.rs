@@ -2,6 +2,7 @@
 //! send it outcomes over a channel; it writes and flushes each before taking the next.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -10,7 +11,7 @@ use tracing::error;
 use super::EngineError;
 use crate::input::ErrorFileWriter;
 use crate::ledger::{LedgerWriter, ResultRow, ResumeIndex, RowStatus};
-use crate::report::{Counts, Progress};
+use crate::report::{Progress, ProgressStyleSpec};
 
 /// How a finished row ended, for counting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +82,15 @@ impl OutcomeWriter {
             ledger,
             index,
             error_file,
-            progress: Progress::new(quiet, total),
+            progress: Progress::new(
+                quiet,
+                total,
+                ProgressStyleSpec {
+                    unit: "rows",
+                    rate_and_eta: true,
+                    plain_every: Duration::from_secs(5),
+                },
+            ),
             total,
             max_errors,
             stop,
@@ -157,19 +166,16 @@ impl OutcomeWriter {
             }
         }
         let t = &self.tally;
-        self.progress.update(&Counts {
-            done: t.provisioned
-                + t.reconciled
-                + t.skipped
-                + t.failed
-                + t.invalid
-                + t.would_provision,
-            total: self.total,
-            provisioned: t.provisioned + t.reconciled + t.would_provision,
-            failed: t.failed,
-            invalid: t.invalid,
-            skipped: t.skipped,
-        });
+        let done =
+            t.provisioned + t.reconciled + t.skipped + t.failed + t.invalid + t.would_provision;
+        let message = format!(
+            "provisioned {} · failed {} · invalid {} · skipped {}",
+            t.provisioned + t.reconciled + t.would_provision,
+            t.failed,
+            t.invalid,
+            t.skipped
+        );
+        self.progress.update(done, self.total, &message);
         Ok(())
     }
 }

@@ -11,11 +11,9 @@ pub mod fetch;
 pub mod files;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +23,7 @@ use crate::bunq::Provision;
 use crate::cli::{ApiArgs, parse_duration, parse_rate};
 use crate::engine::{Backoff, Pacer};
 use crate::ledger::{LedgerError, now_timestamp, read_provisioned};
+use crate::report::{Progress, ProgressStyleSpec};
 use crate::run::{EXIT_INTERRUPTED, EXIT_OK, EXIT_ROWS_FAILED};
 use fetch::{Fetched, Fetcher, RequestCounts};
 
@@ -511,61 +510,26 @@ impl StatusSummary {
     }
 }
 
-/// Live progress for --watch: a bar on a terminal, one line per poll otherwise.
-struct WatchProgress {
-    bar: Option<ProgressBar>,
-    plain: bool,
+/// Progress for --watch: a bar on a terminal, one line per poll otherwise.
+fn watch_progress(quiet: bool, total: u64) -> Progress {
+    let spec = ProgressStyleSpec {
+        unit: "settled",
+        rate_and_eta: false,
+        plain_every: Duration::ZERO,
+    };
+    Progress::new(quiet, total, spec)
 }
 
-impl WatchProgress {
-    fn new(quiet: bool, total: u64) -> Self {
-        if quiet {
-            return Self {
-                bar: None,
-                plain: false,
-            };
-        }
-        if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-            if let Ok(style) = ProgressStyle::with_template(
-                "{bar:30.cyan/blue} {pos}/{len} settled  {msg}  {elapsed}",
-            ) {
-                bar.set_style(style.progress_chars("=> "));
-            }
-            return Self {
-                bar: Some(bar),
-                plain: false,
-            };
-        }
-        Self {
-            bar: None,
-            plain: true,
-        }
-    }
-
-    fn update(&self, poll: u64, counts: &CategoryCounts) {
-        let message = format!(
-            "poll {poll} · ready {} · pending {} · failed {} · other {}",
-            counts.ready + counts.active,
-            counts.pending + counts.unknown,
-            counts.failed,
-            counts.not_ok() - counts.failed - counts.unknown
-        );
-        if let Some(bar) = &self.bar {
-            bar.set_position(counts.settled());
-            bar.set_message(message);
-        } else if self.plain {
-            eprintln!("status: {}/{} settled, {message}", counts.settled(), {
-                counts.settled() + counts.pending + counts.unknown
-            });
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
+fn report_poll(progress: &mut Progress, poll: u64, counts: &CategoryCounts) {
+    let message = format!(
+        "poll {poll} · ready {} · pending {} · failed {} · other {}",
+        counts.ready + counts.active,
+        counts.pending + counts.unknown,
+        counts.failed,
+        counts.not_ok() - counts.failed - counts.unknown
+    );
+    let total = counts.settled() + counts.pending + counts.unknown;
+    progress.update(counts.settled(), total, &message);
 }
 
 fn check_paths(args: &StatusArgs, out: &Path) -> Result<(), StatusError> {
@@ -619,7 +583,7 @@ pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Resu
         .map(|t| Instant::now() + t);
     let past_deadline = || deadline.is_some_and(|d| Instant::now() >= d);
     let stop = || interrupt.is_cancelled() || past_deadline();
-    let progress = WatchProgress::new(args.quiet || !args.watch, rows.len() as u64);
+    let mut progress = watch_progress(args.quiet || !args.watch, rows.len() as u64);
     let mut polls = 0u64;
     let mut timed_out = false;
     loop {
@@ -632,7 +596,7 @@ pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Resu
         // After every round, so Ctrl-C or a crash leaves the latest complete picture.
         files::write_status(&out, &rows)?;
         let counts = CategoryCounts::of(&rows);
-        progress.update(polls, &counts);
+        report_poll(&mut progress, polls, &counts);
         if !args.watch || interrupt.is_cancelled() || unsettled_ids(&rows).is_empty() {
             break;
         }
