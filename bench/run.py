@@ -750,10 +750,10 @@ def main() -> int:
     parser.add_argument("--binary", type=Path, help="use this bunq-onboard binary (implies --no-build)")
     parser.add_argument("--no-build", action="store_true", help="do not run cargo build --release")
     parser.add_argument("--latency-rows", type=int, default=20_000, help="rows at concurrency 32 and 128")
-    parser.add_argument("--latency-rows-c8", type=int, default=5_000, help="rows at concurrency 8")
+    parser.add_argument("--latency-rows-c8", type=int, default=2_500, help="rows at concurrency 8")
     parser.add_argument("--latency-c1-rows", type=int, default=200, help="rows of the C=1 round-trip run (0 = skip)")
     parser.add_argument(
-        "--latency-check-rows", type=int, default=5_000, help="rows of the c=128, 500 ms control run (0 = skip)"
+        "--latency-check-rows", type=int, default=2_500, help="rows of the c=128, 500 ms control run (0 = skip)"
     )
     parser.add_argument("--rate-rows", type=int, default=3_000, help="rows per rate-bound run")
     parser.add_argument("--rate-concurrency", type=int, default=32)
@@ -761,7 +761,12 @@ def main() -> int:
     parser.add_argument("--cpu-baseline-rows", type=int, default=100)
     parser.add_argument("--cpu-concurrency", type=int, default=32)
     parser.add_argument("--memory-rows", type=parse_sizes, default=[100_000, 1_000_000], help="validate / resume sizes")
-    parser.add_argument("--provision-memory-rows", type=parse_sizes, default=[100_000], help="provision sizes")
+    parser.add_argument(
+        "--provision-memory-rows",
+        type=parse_sizes,
+        default=[20_000],
+        help="provision sizes, beside the cpu section's run (the defaults keep the whole table under 10 minutes)",
+    )
     parser.add_argument("--skip-cargo-bench", action="store_true", help="micro: only read earlier criterion results")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.md", help="markdown output ('-' = none)")
     parser.add_argument("--workdir", type=Path, help="keep inputs and results here instead of a temp dir")
