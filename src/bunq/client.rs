@@ -154,6 +154,8 @@ pub struct ClientStats {
 pub struct BunqClient {
     http: reqwest::Client,
     base_url: String,
+    /// `{base_url}/partner-user-provision`, built once: every row uses it.
+    provision_url: String,
     origin: String,
     api_key: ApiKey,
     body_format: BodyFormat,
@@ -194,6 +196,7 @@ impl BunqClient {
             .timeout(config.request_timeout)
             .connect_timeout(Duration::from_secs(10).min(config.request_timeout))
             .user_agent(user_agent())
+            .default_headers(bunq_default_headers())
             .pool_max_idle_per_host(256)
             .build()
             .map_err(|e| ConnectError::Http(e.to_string()))?;
@@ -240,6 +243,7 @@ impl BunqClient {
         };
         let client = BunqClient {
             http,
+            provision_url: format!("{base_url}/partner-user-provision"),
             base_url,
             origin,
             api_key: config.api_key,
@@ -508,7 +512,7 @@ impl BunqClient {
         server_key: Option<&ServerKey>,
     ) -> Result<Bytes, CallError> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let mut request = with_bunq_headers(self.http.request(method.clone(), url));
+        let mut request = with_request_id(self.http.request(method.clone(), url));
         if let Some(token) = token {
             request = request.header("X-Bunq-Client-Authentication", token);
         }
@@ -526,8 +530,9 @@ impl BunqClient {
     /// `POST /partner-user-provision` (seed, chapter 2). Returns the provision id.
     pub async fn create_provision(&self, request: &ProvisionRequest<'_>) -> Result<u64, CallError> {
         let body = request.to_body(self.body_format);
-        let url = format!("{}/partner-user-provision", self.base_url);
-        let bytes = self.call(Method::POST, &url, Some(&body)).await?;
+        let bytes = self
+            .call(Method::POST, &self.provision_url, Some(&body))
+            .await?;
         let envelope = parse_envelope(&bytes)?;
         created_provision_id(&envelope).ok_or_else(|| {
             CallError::UnexpectedBody("the create answer holds no provision id".into())
@@ -536,7 +541,7 @@ impl BunqClient {
 
     /// `GET /partner-user-provision/{id}` (bunq-api.md §6.3).
     pub async fn get_provision(&self, id: u64) -> Result<Provision, CallError> {
-        let url = format!("{}/partner-user-provision/{id}", self.base_url);
+        let url = format!("{}/{id}", self.provision_url);
         let bytes = self.call(Method::GET, &url, None).await?;
         let envelope = parse_envelope(&bytes)?;
         envelope
@@ -552,8 +557,7 @@ impl BunqClient {
     /// The URL of the first page of `GET /partner-user-provision` with the given filters
     /// (bunq-api.md §6.4). `count` is capped at bunq's page maximum of 200.
     pub fn list_url(&self, filter: &ListFilter<'_>) -> String {
-        let mut url = Url::parse(&format!("{}/partner-user-provision", self.base_url))
-            .expect("base url parses");
+        let mut url = Url::parse(&self.provision_url).expect("base url parses");
         {
             let mut query = url.query_pairs_mut();
             query.append_pair("count", &filter.count.clamp(1, 200).to_string());
@@ -625,7 +629,7 @@ impl Bootstrap<'_> {
         };
         let body = serde_json::to_vec(&json!({ "client_public_key": key.public_key_pem()? }))
             .expect("json");
-        let request = with_bunq_headers(self.http.post(format!("{}/installation", self.base_url)))
+        let request = with_request_id(self.http.post(format!("{}/installation", self.base_url)))
             .header("Content-Type", "application/json")
             .body(body);
         let bytes = exchange(request, None, None).await.map_err(step)?;
@@ -652,15 +656,23 @@ fn user_agent() -> String {
 }
 
 /// The headers bunq documents for every call (bunq-api.md §2.1), with the values bunq's own
-/// clients send. The request id is fresh per request: bunq rejects a reused one (§7).
-fn with_bunq_headers(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-    request
-        .header("Cache-Control", "no-cache")
-        .header("User-Agent", user_agent())
-        .header("X-Bunq-Language", "en_US")
-        .header("X-Bunq-Region", "nl_NL")
-        .header("X-Bunq-Geolocation", "0 0 0 0 000")
-        .header("X-Bunq-Client-Request-Id", uuid::Uuid::new_v4().to_string())
+/// clients send; set once on the HTTP client (with the User-Agent), not per request.
+fn bunq_default_headers() -> reqwest::header::HeaderMap {
+    use reqwest::header::{CACHE_CONTROL, HeaderMap, HeaderValue};
+    let mut headers = HeaderMap::new();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("X-Bunq-Language", HeaderValue::from_static("en_US"));
+    headers.insert("X-Bunq-Region", HeaderValue::from_static("nl_NL"));
+    headers.insert(
+        "X-Bunq-Geolocation",
+        HeaderValue::from_static("0 0 0 0 000"),
+    );
+    headers
+}
+
+/// The per-request header: a fresh request id, since bunq rejects a reused one (§7).
+fn with_request_id(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    request.header("X-Bunq-Client-Request-Id", uuid::Uuid::new_v4().to_string())
 }
 
 /// Sends, reads the whole body, checks the server signature over the raw bytes before
