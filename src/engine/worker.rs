@@ -110,7 +110,15 @@ impl Worker {
                     attempts: 0,
                 };
             }
+            let unknown_state = self.ledger_was_empty || self.index.is_unsettled(&uuid);
+            let needs_lookup = unknown_state && !self.bulk.is_absent(&uuid);
             if self.options.dry_run {
+                // Read-only: a row the bulk scan could not settle is looked up one by one.
+                if let (true, Some(client)) = (needs_lookup, &self.client)
+                    && let Ok(Lookup::Exists(id)) = self.lookup(client, uuid).await
+                {
+                    return done_provisioned(Finish::Reconciled, id, 0);
+                }
                 self.show_payload(&user);
                 return Settled::Done {
                     status: RowStatus::WouldProvision,
@@ -129,8 +137,6 @@ impl Worker {
                     attempts: 0,
                 };
             };
-            let unknown_state = self.ledger_was_empty || self.index.is_unsettled(&uuid);
-            let needs_lookup = unknown_state && !self.bulk.is_absent(&uuid);
             self.provision(client, line, &user, needs_lookup).await
         }
         .instrument(span)
