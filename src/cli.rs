@@ -107,11 +107,12 @@ pub struct ProvisionArgs {
     pub concurrency: u16,
 
     /// Provision POSTs per second across all workers, evenly spaced; "5/3" means 5 per 3 s.
-    /// 0 = unpaced. [default: 5/3, bunq's documented POST limit]
+    /// 0 = unpaced. [default: 5/3 less 2 %, just under bunq's documented POST limit]
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub rate: Option<f64>,
 
-    /// Lookup GETs per second (reconciliation). [default: 3/3, bunq's documented GET limit]
+    /// Lookup GETs per second (reconciliation). [default: 3/3 less 2 %, just under bunq's
+    /// documented GET limit]
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub lookup_rate: Option<f64>,
 

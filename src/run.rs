@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bunq::{ApiKey, BunqClient, ClientConfig, ContextStore};
 use crate::cli::{ApiArgs, Cli, Command, ProvisionArgs, load_api_key};
+use crate::engine::pacer::{DEFAULT_GET_RATE, DEFAULT_POST_RATE};
 use crate::engine::{self, Backoff, EngineOptions};
 use crate::report::shell_quote;
 use crate::sim::{SimOptions, Simulator};
@@ -163,8 +164,8 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<u8> {
         excel_safe: args.excel_safe,
         body_format: args.api.body_format,
         concurrency: usize::from(args.concurrency),
-        post_rate: Some(args.rate.unwrap_or(5.0 / 3.0)).filter(|r| *r > 0.0),
-        lookup_rate: Some(args.lookup_rate.unwrap_or(1.0)).filter(|r| *r > 0.0),
+        post_rate: Some(args.rate.unwrap_or(DEFAULT_POST_RATE)).filter(|r| *r > 0.0),
+        lookup_rate: Some(args.lookup_rate.unwrap_or(DEFAULT_GET_RATE)).filter(|r| *r > 0.0),
         max_attempts: args.max_attempts,
         max_errors: args.max_errors,
         backoff: Backoff {

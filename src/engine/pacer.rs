@@ -24,6 +24,12 @@ const RECOVERY_FACTOR: f64 = 0.98;
 /// Spacing kept above a limit bunq stated, so clock skew between us and bunq's window does
 /// not turn the exact limit into a stream of 429s.
 const STATED_LIMIT_MARGIN: f64 = 1.02;
+
+/// Default pace of provision POSTs: bunq's documented 5 per 3 s (bunq-api.md §4), with the
+/// same margin, so evenly spaced calls never land exactly on the window's edge.
+pub const DEFAULT_POST_RATE: f64 = 5.0 / 3.0 / STATED_LIMIT_MARGIN;
+/// Default pace of GETs (lookups, status): bunq's documented 3 per 3 s, with the margin.
+pub const DEFAULT_GET_RATE: f64 = 1.0 / STATED_LIMIT_MARGIN;
 /// How many recent send times are kept to emulate bunq's window; a stated limit with more
 /// calls per window than this is enforced by spacing alone.
 const RECENT_SLOTS: usize = 1024;

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::bunq::Provision;
 use crate::cli::{ApiArgs, parse_duration, parse_rate};
+use crate::engine::pacer::DEFAULT_GET_RATE;
 use crate::engine::{Backoff, Pacer};
 use crate::ledger::{LedgerError, now_timestamp, read_provisioned};
 use crate::report::{Progress, ProgressStyleSpec};
@@ -69,7 +70,7 @@ pub struct StatusArgs {
     pub credentials_out: Option<PathBuf>,
 
     /// GETs per second, evenly spaced; "3/3" means 3 per 3 s. 0 = unpaced.
-    /// [default: 3/3, bunq's documented GET limit]
+    /// [default: 3/3 less 2 %, just under bunq's documented GET limit]
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub rate: Option<f64>,
 
@@ -575,7 +576,7 @@ pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Resu
         );
     }
     let (client, _no_simulator) = crate::run::connect(&args.api, false).await?;
-    let pacer = Pacer::new(Some(args.rate.unwrap_or(1.0)).filter(|r| *r > 0.0));
+    let pacer = Pacer::new(Some(args.rate.unwrap_or(DEFAULT_GET_RATE)).filter(|r| *r > 0.0));
     let mut fetcher = Fetcher::new(&client, &pacer, Backoff::default(), args.max_attempts);
     let deadline = args
         .timeout
