@@ -258,6 +258,36 @@ impl ResumeIndex {
     }
 }
 
+impl ResumeIndex {
+    /// A light first look at a results file: `None` when it has no rows (a first run, or a
+    /// lost file), else the uuids whose last word may be `pending` or `failed` (sorted; a
+    /// superset of [`ResumeIndex::is_unsettled`], which also knows which became provisioned).
+    /// It holds only those uuids, so the full index need not exist while the input is
+    /// surveyed.
+    pub fn scan_unsettled(path: &Path) -> Result<Option<Vec<u128>>, LedgerError> {
+        let Some((mut reader, _)) = open_log_reader(path)? else {
+            return Ok(None);
+        };
+        let mut any_rows = false;
+        let mut maybe_unsettled = Vec::new();
+        let mut record = csv::StringRecord::new();
+        while read_record(&mut reader, &mut record) {
+            let Some(fields) = KeyFields::parse(&record) else {
+                continue;
+            };
+            any_rows = true;
+            if let (RowStatus::Pending | RowStatus::Failed, Some(uuid)) =
+                (fields.status, fields.external_uuid)
+            {
+                maybe_unsettled.push(uuid);
+            }
+        }
+        maybe_unsettled.sort_unstable();
+        maybe_unsettled.dedup();
+        Ok(any_rows.then_some(maybe_unsettled))
+    }
+}
+
 /// The fields of a results row that resume and compaction need, read without allocating.
 struct KeyFields {
     line: u64,

@@ -88,6 +88,21 @@ pub async fn run(
     } else {
         options.results.clone()
     };
+    // First pass: count rows for the progress bar, record the input's duplicate verdicts for
+    // the second pass, and collect the valid rows whose fate at bunq may be unknown, so they
+    // can be reconciled in bulk before anything is sent. Only the (few) maybe-unsettled uuids
+    // of the results file are loaded for it: the full resume index and the duplicate check's
+    // tables are never in memory at the same time.
+    let maybe_unsettled = ResumeIndex::scan_unsettled(&options.results)?;
+    let Survey {
+        rows: total_rows,
+        mut unknown,
+        headers,
+        delimiter,
+        duplicates,
+    } = survey(&options, maybe_unsettled.as_deref())?;
+    drop(maybe_unsettled);
+
     let index = Arc::new(ResumeIndex::load(&options.results)?);
     if index.torn_tail {
         info!(
@@ -95,15 +110,10 @@ pub async fn run(
         );
     }
     let ledger_was_empty = index.rows_read == 0;
-
-    // First pass: count rows for the progress bar and collect the rows whose fate at bunq is
-    // unknown, so they can be reconciled in bulk before anything is sent.
-    let Survey {
-        rows: total_rows,
-        unknown,
-        headers,
-        delimiter,
-    } = survey(&options, &index, ledger_was_empty)?;
+    unknown.retain(|&uuid| {
+        let uuid = uuid::Uuid::from_u128(uuid);
+        index.provision_id(&uuid).is_none() && (ledger_was_empty || index.is_unsettled(&uuid))
+    });
 
     let counters = Arc::new(RequestCounters::default());
     let post_pacer = Arc::new(Pacer::new(options.post_rate));
@@ -179,7 +189,7 @@ pub async fn run(
     // The second pass runs on a blocking thread (csv reading is synchronous) and feeds the
     // bounded stream through a channel, so memory does not grow with the input.
     let reader_task = tokio::task::spawn_blocking(move || {
-        let reader = match UserReader::open(&input_path, &input_options) {
+        let reader = match UserReader::open_replaying(&input_path, &input_options, duplicates) {
             Ok(reader) => reader,
             Err(e) => {
                 let _ = row_sender.blocking_send(Err(e));
@@ -290,8 +300,7 @@ pub fn dry_run_path(results: &std::path::Path) -> PathBuf {
 /// or every row when there is no results file to trust (first run, lost or foreign file).
 fn survey(
     options: &EngineOptions,
-    index: &ResumeIndex,
-    ledger_was_empty: bool,
+    maybe_unsettled: Option<&[u128]>,
 ) -> Result<Survey, EngineError> {
     // Reading is synchronous; block_in_place keeps the runtime's other tasks going.
     tokio::task::block_in_place(|| {
@@ -304,21 +313,22 @@ fn survey(
             let row = row?;
             rows += 1;
             if let Ok(user) = &row.checked {
-                let uuid = user.external_uuid;
-                if index.provision_id(&uuid).is_none()
-                    && (ledger_was_empty || index.is_unsettled(&uuid))
-                {
-                    unknown.push(uuid.as_u128());
+                let uuid = user.external_uuid.as_u128();
+                // No results file: every row's state is unknown.
+                if maybe_unsettled.is_none_or(|list| list.binary_search(&uuid).is_ok()) {
+                    unknown.push(uuid);
                 }
             }
         }
         unknown.sort_unstable();
         unknown.dedup();
+        let duplicates = reader.take_duplicates();
         Ok(Survey {
             rows,
             unknown,
             headers,
             delimiter,
+            duplicates,
         })
     })
 }
@@ -326,9 +336,11 @@ fn survey(
 /// What the first pass over the input learned.
 struct Survey {
     rows: u64,
-    /// Sorted uuids of valid rows whose state at bunq is unknown.
+    /// Sorted uuids of valid rows whose state at bunq may be unknown.
     unknown: Vec<u128>,
     /// The input's header and delimiter, for the error file.
     headers: csv::StringRecord,
     delimiter: u8,
+    /// Repeated uuids and pointers by line, replayed by the second pass.
+    duplicates: crate::input::DuplicateRecord,
 }

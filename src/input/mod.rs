@@ -44,7 +44,7 @@ pub use command::{
 pub use dialect::parse_delimiter;
 pub use excel::{ErrorFileWriter, excel_escape, excel_unescape};
 pub use reader::UserReader;
-pub use validate::{EXTERNAL_UUID_NAMESPACE, derive_external_uuid};
+pub use validate::{DuplicateRecord, EXTERNAL_UUID_NAMESPACE, derive_external_uuid};
 
 /// How to read the input file; shared by `validate` and `run`.
 #[derive(clap::Args, Debug, Clone, Default)]

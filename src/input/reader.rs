@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::dialect::{
     self, LineBreakTracker, check_delimiter, locate_invalid_utf8, sniff_delimiter,
 };
-use super::validate::{RowChecker, parse_region};
+use super::validate::{DuplicateRecord, RowChecker, parse_region};
 use super::{InputError, InputOptions, InputRow};
 
 /// Streaming reader and validator of a users CSV.
@@ -89,6 +89,25 @@ impl UserReader {
         reader.checker = RowChecker::new(path, &headers, default_region)?;
         reader.headers = headers;
         Ok(reader)
+    }
+
+    /// Opens the file for a second pass that takes its duplicate verdicts from the first
+    /// pass's [`UserReader::take_duplicates`] instead of remembering every uuid and pointer
+    /// again. The file must be the same; the verdicts are by line.
+    pub fn open_replaying(
+        path: &Path,
+        options: &InputOptions,
+        duplicates: DuplicateRecord,
+    ) -> Result<UserReader, InputError> {
+        let mut reader = UserReader::open(path, options)?;
+        reader.checker.replay(duplicates);
+        Ok(reader)
+    }
+
+    /// The repeated uuids and pointers found so far, by line: after a full pass, what a
+    /// second pass with [`UserReader::open_replaying`] needs.
+    pub fn take_duplicates(&mut self) -> DuplicateRecord {
+        self.checker.take_duplicates()
     }
 
     /// The original header cells, for the error file.

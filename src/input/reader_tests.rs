@@ -601,6 +601,34 @@ mod properties {
             prop_assert!(count <= rows.len());
         }
 
+        /// A second pass that replays the first pass's duplicate verdicts gives every row
+        /// exactly the verdict the first pass gave it.
+        #[test]
+        fn replaying_duplicates_gives_the_same_verdicts(
+            rows in proptest::collection::vec(proptest::collection::vec(cell(), 9), 0..16),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("r.csv");
+            {
+                let mut writer = csv::Writer::from_path(&path).unwrap();
+                writer.write_record(HEADERS).unwrap();
+                for row in rows.iter().chain(rows.iter()) {
+                    writer.write_record(row).unwrap();
+                }
+                writer.flush().unwrap();
+            }
+            let options = InputOptions::default();
+            let verdict = |row: InputRow| (row.line, row.checked.map_err(|p| p.message));
+            let mut first = UserReader::open(&path, &options).unwrap();
+            let tracked: Vec<_> = first.by_ref().map(|row| verdict(row.unwrap())).collect();
+            let duplicates = first.take_duplicates();
+            let replayed: Vec<_> = UserReader::open_replaying(&path, &options, duplicates)
+                .unwrap()
+                .map(|row| verdict(row.unwrap()))
+                .collect();
+            prop_assert_eq!(tracked, replayed);
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(content in proptest::collection::vec(any::<u8>(), 0..400), latin1 in any::<bool>()) {
             let dir = tempfile::tempdir().unwrap();

@@ -94,8 +94,44 @@ pub(super) struct RowChecker {
     /// Trimmed header cells, used as the column name in messages.
     column_names: Vec<String>,
     default_region: Option<country::Id>,
-    seen_uuids: LineIndex,
-    seen_pointers: LineIndex,
+    uniqueness: Uniqueness,
+}
+
+/// How repeats of a uuid or pointer are found: by remembering every one seen (the first
+/// pass over a file), or by replaying what an earlier pass over the same file found, which
+/// costs nothing per row (the second pass of `provision`, so the two tables never live
+/// while the run's own state grows).
+#[derive(Debug)]
+enum Uniqueness {
+    Track {
+        uuids: LineIndex,
+        pointers: LineIndex,
+        found: Vec<DuplicateSeen>,
+    },
+    Replay(DuplicateRecord),
+}
+
+/// One repeat: (line, which key, the line it first appeared on).
+type DuplicateSeen = (u64, DuplicateKey, u64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum DuplicateKey {
+    Pointer,
+    Uuid,
+}
+
+/// Every repeat one pass over a file found, to replay on a later pass over the same file.
+/// A few bytes per repeated row; nothing for the others.
+#[derive(Debug, Default, Clone)]
+pub struct DuplicateRecord(Vec<DuplicateSeen>);
+
+impl DuplicateRecord {
+    fn first_line(&self, key: DuplicateKey, line: u64) -> Option<u64> {
+        self.0
+            .binary_search_by_key(&(line, key), |&(l, k, _)| (l, k))
+            .ok()
+            .map(|i| self.0[i].2)
+    }
 }
 
 /// A problem before the best-effort fields are attached.
@@ -156,9 +192,49 @@ impl RowChecker {
             layout,
             column_names,
             default_region,
-            seen_uuids: LineIndex::default(),
-            seen_pointers: LineIndex::default(),
+            uniqueness: Uniqueness::Track {
+                uuids: LineIndex::default(),
+                pointers: LineIndex::default(),
+                found: Vec::new(),
+            },
         })
+    }
+
+    /// Replays `record` (from an earlier pass over the same file) instead of tracking.
+    pub fn replay(&mut self, record: DuplicateRecord) {
+        self.uniqueness = Uniqueness::Replay(record);
+    }
+
+    /// The repeats found so far (empty when replaying).
+    pub fn take_duplicates(&mut self) -> DuplicateRecord {
+        match &mut self.uniqueness {
+            Uniqueness::Track { found, .. } => {
+                let mut found = std::mem::take(found);
+                found.sort_unstable();
+                DuplicateRecord(found)
+            }
+            Uniqueness::Replay(_) => DuplicateRecord::default(),
+        }
+    }
+
+    /// The line where this key was first seen, if this line repeats it; registers it otherwise.
+    fn first_use(&mut self, key: DuplicateKey, fingerprint: u64, line: u64) -> Option<u64> {
+        match &mut self.uniqueness {
+            Uniqueness::Track {
+                uuids,
+                pointers,
+                found,
+            } => {
+                let index = match key {
+                    DuplicateKey::Pointer => pointers,
+                    DuplicateKey::Uuid => uuids,
+                };
+                let first = index.first_line_or_insert(fingerprint, line)?;
+                found.push((line, key, first));
+                Some(first)
+            }
+            Uniqueness::Replay(record) => record.first_line(key, line),
+        }
     }
 
     /// Validates one record; registers its uuid and pointer for later rows.
@@ -195,7 +271,8 @@ impl RowChecker {
             .as_ref()
             .ok()
             .and_then(|(pointer_type, value, column)| {
-                let first = self.seen_pointers.first_line_or_insert(
+                let first = self.first_use(
+                    DuplicateKey::Pointer,
                     pointer_fingerprint(pointer_type.as_str(), value),
                     line,
                 )?;
@@ -210,9 +287,7 @@ impl RowChecker {
                 })
             });
         let duplicate_uuid = uuid.as_ref().ok().and_then(|&(uuid, explicit)| {
-            let first = self
-                .seen_uuids
-                .first_line_or_insert(uuid_fingerprint(&uuid), line)?;
+            let first = self.first_use(DuplicateKey::Uuid, uuid_fingerprint(&uuid), line)?;
             let column = self
                 .layout
                 .external_uuid
