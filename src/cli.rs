@@ -172,6 +172,16 @@ pub struct SimulateArgs {
     pub options: SimOptions,
 }
 
+/// The file beside `path` named after its stem: `beside("a/users.csv", "results.csv")` is
+/// `a/users.results.csv`. The default places of the results, dry-run and status files.
+pub fn beside(path: &std::path::Path, suffix: &str) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!("{stem}.{suffix}"))
+}
+
 /// Accepts `30`, `30s`, `1500ms`, `5m`, `1h 30m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -271,6 +281,18 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn default_files_sit_beside_their_source() {
+        assert_eq!(
+            beside(std::path::Path::new("a/users.csv"), "results.csv"),
+            PathBuf::from("a/users.results.csv")
+        );
+        assert_eq!(
+            beside(std::path::Path::new("users.results.csv"), "dry-run.csv"),
+            PathBuf::from("users.results.dry-run.csv")
+        );
     }
 
     #[test]

@@ -560,49 +560,35 @@ impl LedgerWriter {
         let mut in_flight: Vec<u128> = self.in_flight.iter().copied().collect();
         in_flight.sort_unstable();
         let plan = CompactionPlan::build(&self.path, self.run_start, index, &in_flight)?;
-        let folder = match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let temp = tempfile::Builder::new()
-            .prefix(".bunq-onboard-results")
-            .tempfile_in(&folder)
-            .map_err(write_error)?;
-        let mut out = csv::WriterBuilder::new().from_writer(io::BufWriter::new(temp.as_file()));
-        out.write_record(HEADER)
-            .map_err(|e| write_error(io::Error::other(e)))?;
-        let mut source = csv::ReaderBuilder::new()
-            .flexible(true)
-            .has_headers(false)
-            .from_reader(File::open(&self.path).map_err(write_error)?);
-        let mut record = csv::StringRecord::new();
-        for (offset, line_override) in plan.rows {
-            let mut position = csv::Position::new();
-            position.set_byte(offset);
-            source
-                .seek(position)
-                .map_err(|e| write_error(io::Error::other(e)))?;
-            if !source
-                .read_record(&mut record)
-                .map_err(|e| write_error(io::Error::other(e)))?
-            {
-                continue;
-            }
-            match line_override {
-                Some(line) => {
-                    let line = line.to_string();
-                    let cells = std::iter::once(line.as_str()).chain(record.iter().skip(1));
-                    out.write_record(cells)
+        let path = self.path.clone();
+        crate::atomic_file::replace(&path, |temp| {
+            let mut out = csv::WriterBuilder::new().from_writer(io::BufWriter::new(temp));
+            out.write_record(HEADER).map_err(io::Error::other)?;
+            let mut source = csv::ReaderBuilder::new()
+                .flexible(true)
+                .has_headers(false)
+                .from_reader(File::open(&path)?);
+            let mut record = csv::StringRecord::new();
+            for (offset, line_override) in plan.rows {
+                let mut position = csv::Position::new();
+                position.set_byte(offset);
+                source.seek(position).map_err(io::Error::other)?;
+                if !source.read_record(&mut record).map_err(io::Error::other)? {
+                    continue;
                 }
-                None => out.write_record(&record),
+                match line_override {
+                    Some(line) => {
+                        let line = line.to_string();
+                        let cells = std::iter::once(line.as_str()).chain(record.iter().skip(1));
+                        out.write_record(cells)
+                    }
+                    None => out.write_record(&record),
+                }
+                .map_err(io::Error::other)?;
             }
-            .map_err(|e| write_error(io::Error::other(e)))?;
-        }
-        out.flush().map_err(write_error)?;
-        drop(out);
-        temp.as_file().sync_all().map_err(write_error)?;
-        temp.persist(&self.path).map_err(|e| write_error(e.error))?;
-        Ok(())
+            out.flush()
+        })
+        .map_err(write_error)
     }
 }
 

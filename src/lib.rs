@@ -11,8 +11,10 @@
 //! - [`report`]: progress display and the run summary;
 //! - [`status`]: following provisions to the finish;
 //! - [`sim`]: the built-in bunq simulator;
+//! - [`atomic_file`]: temp-file-and-rename replacement, mode 0600;
 //! - [`run`]: wiring a parsed command line to the above.
 
+pub mod atomic_file;
 pub mod bunq;
 pub mod cli;
 pub mod engine;

@@ -129,11 +129,7 @@ pub async fn connect(
 
 /// `<input stem>.results.csv` beside the input.
 pub fn default_results_path(input: &Path) -> PathBuf {
-    let stem = input
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "input".into());
-    input.with_file_name(format!("{stem}.results.csv"))
+    crate::cli::beside(input, "results.csv")
 }
 
 async fn provision(args: ProvisionArgs) -> anyhow::Result<u8> {

@@ -5,7 +5,7 @@
 //! session-server is limited to one call per 30 s (§4), so a rerun must not start from scratch.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -168,36 +168,8 @@ impl ContextStore {
         };
         let json = serde_json::to_vec_pretty(context)
             .map_err(|e| write_error(std::io::Error::other(e)))?;
-        write_private_file_atomically(path, &json).map_err(write_error)
+        crate::atomic_file::replace(path, |mut file| file.write_all(&json)).map_err(write_error)
     }
-}
-
-/// Replaces `path` with `contents` through a temp file + rename; the file is created 0600.
-pub fn write_private_file_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let folder = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    // tempfile creates files 0600 on Unix; we set it explicitly so that stays true.
-    let mut temp = tempfile::Builder::new()
-        .prefix(".bunq-context")
-        .tempfile_in(folder)?;
-    set_owner_only(temp.as_file())?;
-    temp.write_all(contents)?;
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
-
-#[cfg(unix)]
-fn set_owner_only(file: &std::fs::File) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))
-}
-
-#[cfg(not(unix))]
-fn set_owner_only(_file: &std::fs::File) -> std::io::Result<()> {
-    Ok(())
 }
 
 pub fn unix_now() -> u64 {

@@ -287,12 +287,7 @@ pub async fn run(
 
 /// `users.results.csv` → `users.results.dry-run.csv`.
 pub fn dry_run_path(results: &std::path::Path) -> PathBuf {
-    let stem = results
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let stem = stem.strip_suffix(".csv").unwrap_or(&stem).to_string();
-    results.with_file_name(format!("{stem}.dry-run.csv"))
+    crate::cli::beside(results, "dry-run.csv")
 }
 
 /// Reads the input once, validating as the real pass will, to count rows and to list the

@@ -25,11 +25,7 @@ pub const CREDENTIALS_HEADER: [&str; 4] =
 
 /// `<results stem>.status.csv` beside the results file.
 pub fn default_status_path(results: &Path) -> PathBuf {
-    let stem = results
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "results".into());
-    results.with_file_name(format!("{stem}.status.csv"))
+    crate::cli::beside(results, "status.csv")
 }
 
 /// Replaces the status file atomically (temp file in the same folder, then rename), so a
@@ -40,27 +36,15 @@ pub fn write_status(path: &Path, rows: &[RowState]) -> Result<(), StatusError> {
         path: path.to_path_buf(),
         source,
     };
-    let folder = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let temp = tempfile::Builder::new()
-        .prefix(".bunq-onboard-status")
-        .tempfile_in(&folder)
-        .map_err(error)?;
-    {
-        let mut out = csv::Writer::from_writer(io::BufWriter::new(temp.as_file()));
-        out.write_record(STATUS_HEADER)
-            .map_err(|e| error(io::Error::other(e)))?;
+    crate::atomic_file::replace(path, |temp| {
+        let mut out = csv::Writer::from_writer(io::BufWriter::new(temp));
+        out.write_record(STATUS_HEADER).map_err(io::Error::other)?;
         for row in rows {
-            out.write_record(row.cells())
-                .map_err(|e| error(io::Error::other(e)))?;
+            out.write_record(row.cells()).map_err(io::Error::other)?;
         }
-        out.flush().map_err(error)?;
-    }
-    temp.as_file().sync_all().map_err(error)?;
-    temp.persist(path).map_err(|e| error(e.error))?;
-    Ok(())
+        out.flush()
+    })
+    .map_err(error)
 }
 
 /// Fails early when the credentials file exists, before anything is fetched.
