@@ -336,6 +336,6 @@ struct Survey {
     /// The input's header and delimiter, for the error file.
     headers: csv::StringRecord,
     delimiter: u8,
-    /// Repeated uuids and pointers by line, replayed by the second pass.
+    /// Repeated uuids and pointers by record, replayed by the second pass.
     duplicates: crate::input::DuplicateRecord,
 }

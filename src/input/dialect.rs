@@ -65,7 +65,7 @@ pub(super) fn sniff_delimiter(header_line: &[u8]) -> u8 {
             // A doubled quote inside quotes toggles twice: net effect nothing.
             in_quotes = !in_quotes;
         } else if !in_quotes {
-            if byte == b'\n' {
+            if byte == b'\n' || byte == b'\r' {
                 break;
             }
             if let Some(index) = CANDIDATE_DELIMITERS.iter().position(|&d| d == byte) {
@@ -142,7 +142,7 @@ pub(super) fn open_decoded(path: &Path, encoding: Encoding) -> Result<DecodedInp
     })
 }
 
-/// Reads up to and including the first newline outside quotes (capped), so
+/// Reads up to and including the first line break (`\r` or `\n`) outside quotes (capped), so
 /// the delimiter can be sniffed before the CSV parser is built.
 fn read_header_line(input: &mut dyn BufRead) -> io::Result<Vec<u8>> {
     let mut line = Vec::new();
@@ -160,7 +160,7 @@ fn read_header_line(input: &mut dyn BufRead) -> io::Result<Vec<u8>> {
         for (index, &byte) in available.iter().enumerate() {
             if byte == b'"' {
                 in_quotes = !in_quotes;
-            } else if byte == b'\n' && !in_quotes {
+            } else if (byte == b'\n' || byte == b'\r') && !in_quotes {
                 end_of_line = Some(index + 1);
                 break;
             }
@@ -188,11 +188,14 @@ pub(super) fn locate_invalid_utf8(path: &Path, start: u64, start_line: u64) -> O
         Ok(_) => return None,
         Err(error) => error.valid_up_to(),
     };
-    let newlines = window[..valid_up_to]
+    let valid = &window[..valid_up_to];
+    // `\r`, `\n` and `\r\n` each end one line, as for `LineBreakTracker`.
+    let line_ends = valid
         .iter()
-        .filter(|&&b| b == b'\n')
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\r' || (b == b'\n' && (i == 0 || valid[i - 1] != b'\r')))
         .count() as u64;
-    Some((start_line + newlines, start + valid_up_to as u64))
+    Some((start_line + line_ends, start + valid_up_to as u64))
 }
 
 /// Keep at most this many line-break positions; only a record holding tens of
@@ -200,46 +203,131 @@ pub(super) fn locate_invalid_utf8(path: &Path, start: u64, start_line: u64) -> O
 /// near it may be off (never a panic, never unbounded memory).
 const MAX_TRACKED_BREAKS: usize = 1 << 16;
 
-/// Remembers where line-break bytes (`\r`, `\n`) sit in the stream fed to the
-/// CSV parser, so the true first line of a record can be computed.
+/// A quoted cell that is still open when the input ends. Without this check the
+/// CSV parser would silently read the rest of the file into that one cell.
+#[derive(Debug, thiserror::Error)]
+#[error("a quoted cell opened on line {line} is never closed")]
+pub(super) struct UnterminatedQuote {
+    pub line: u64,
+}
+
+/// Where the scanner is in the CSV grammar, mirroring csv-core's default dialect: a quote
+/// opens a quoted cell only as a cell's first byte; inside, `""` is a quote and a lone `"`
+/// closes it; after the close, bytes up to the next delimiter are plain text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QuoteState {
+    CellStart,
+    InPlainCell,
+    InQuotedCell,
+    QuoteInQuotedCell,
+}
+
+/// Watches the byte stream fed to the CSV parser for two things the parser does not tell:
 ///
-/// The csv crate reports a record's position where it *started reading*,
-/// which is before any blank lines it skips and, in CRLF files, before the
-/// `\n` of the previous record's `\r\n`. Those skipped bytes are exactly the
-/// line breaks found consecutively from that position; counting their `\n`s
-/// gives the line the record's content starts on. Only the parser's
-/// read-ahead window is kept, a few kilobytes.
+/// - **Line numbers.** The csv crate counts only `\n`, so files with lone `\r` line ends
+///   (old Mac exports) get wrong lines, and it reports a record's position where it *started
+///   reading*: before blank lines it skips and, in CRLF files, before the `\n` of the previous
+///   record's `\r\n`. Here `\r`, `\n` and `\r\n` each end one line (as they end a record for
+///   the parser), and a record's line is that of its first byte after the skipped line breaks.
+///   Only the line breaks inside the parser's read-ahead window are kept.
+/// - **Unterminated quotes.** A quoted cell still open at the end of the input is an error
+///   ([`UnterminatedQuote`], naming the line where the quote opened) instead of a silent
+///   swallowing of the rest of the file.
 pub(super) struct LineBreakTracker<R> {
     inner: R,
+    delimiter: u8,
     /// Stream offset of the next byte `inner` yields.
     offset: u64,
-    /// Offsets of line-break bytes not yet passed by the parser, with `true` for `\n`.
+    /// Offsets of line-break bytes not yet passed by the parser, with `true` when the byte
+    /// ends a line (a `\n` right after a `\r` does not: the pair is one line end).
     breaks: std::collections::VecDeque<(u64, bool)>,
+    /// Line ends among the breaks already dropped from `breaks`.
+    line_ends_dropped: u64,
+    /// Line ends among all bytes read so far.
+    line_ends_read: u64,
+    previous_was_cr: bool,
+    quote_state: QuoteState,
+    /// The line where the quoted cell being read opened.
+    quote_opened_on: u64,
 }
 
 impl<R> LineBreakTracker<R> {
-    pub fn new(inner: R) -> Self {
+    pub fn new(inner: R, delimiter: u8) -> Self {
         LineBreakTracker {
             inner,
+            delimiter,
             offset: 0,
             breaks: std::collections::VecDeque::new(),
+            line_ends_dropped: 0,
+            line_ends_read: 0,
+            previous_was_cr: false,
+            quote_state: QuoteState::CellStart,
+            quote_opened_on: 0,
         }
     }
 
-    /// Number of `\n` among the consecutive line-break bytes starting at `start`.
-    pub fn leading_newlines(&self, start: u64) -> u64 {
+    /// The 1-based line of the first byte at or after `start` that is not a line break: where
+    /// a record the parser says starts at `start` really begins.
+    pub fn line_at(&self, start: u64) -> u64 {
         let first = self.breaks.partition_point(|&(at, _)| at < start);
-        (start..)
+        let skipped = (start..)
             .zip(self.breaks.range(first..))
             .take_while(|&(expected, &(at, _))| at == expected)
-            .map(|(_, &(_, is_newline))| u64::from(is_newline))
-            .sum()
+            .count();
+        let content_start = first + skipped;
+        let line_ends_before = self
+            .breaks
+            .range(..content_start)
+            .filter(|&&(_, ends_line)| ends_line)
+            .count() as u64;
+        1 + self.line_ends_dropped + line_ends_before
     }
 
     /// Drops positions before `offset` (the parser has moved past them).
     pub fn forget_before(&mut self, offset: u64) {
         while self.breaks.front().is_some_and(|&(at, _)| at < offset) {
-            self.breaks.pop_front();
+            self.drop_oldest_break();
+        }
+    }
+
+    fn drop_oldest_break(&mut self) {
+        if let Some((_, ends_line)) = self.breaks.pop_front() {
+            self.line_ends_dropped += u64::from(ends_line);
+        }
+    }
+
+    fn scan(&mut self, bytes: &[u8]) {
+        for (index, &byte) in bytes.iter().enumerate() {
+            let is_break = byte == b'\n' || byte == b'\r';
+            self.quote_state = match self.quote_state {
+                QuoteState::CellStart if byte == b'"' => {
+                    self.quote_opened_on = self.line_ends_read + 1;
+                    QuoteState::InQuotedCell
+                }
+                QuoteState::CellStart | QuoteState::InPlainCell
+                    if byte == self.delimiter || is_break =>
+                {
+                    QuoteState::CellStart
+                }
+                QuoteState::CellStart | QuoteState::InPlainCell => QuoteState::InPlainCell,
+                QuoteState::InQuotedCell if byte == b'"' => QuoteState::QuoteInQuotedCell,
+                QuoteState::InQuotedCell => QuoteState::InQuotedCell,
+                QuoteState::QuoteInQuotedCell if byte == b'"' => QuoteState::InQuotedCell,
+                QuoteState::QuoteInQuotedCell if byte == self.delimiter || is_break => {
+                    QuoteState::CellStart
+                }
+                QuoteState::QuoteInQuotedCell => QuoteState::InPlainCell,
+            };
+            if is_break {
+                let ends_line = byte == b'\r' || !self.previous_was_cr;
+                self.line_ends_read += u64::from(ends_line);
+                if self.breaks.len() >= MAX_TRACKED_BREAKS {
+                    self.drop_oldest_break();
+                }
+                self.breaks
+                    .push_back((self.offset + index as u64, ends_line));
+            }
+            self.previous_was_cr = byte == b'\r';
         }
     }
 }
@@ -247,15 +335,15 @@ impl<R> LineBreakTracker<R> {
 impl<R: Read> Read for LineBreakTracker<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let read = self.inner.read(buf)?;
-        for (index, &byte) in buf[..read].iter().enumerate() {
-            if byte == b'\n' || byte == b'\r' {
-                if self.breaks.len() >= MAX_TRACKED_BREAKS {
-                    self.breaks.pop_front();
-                }
-                self.breaks
-                    .push_back((self.offset + index as u64, byte == b'\n'));
-            }
+        if read == 0 && !buf.is_empty() && self.quote_state == QuoteState::InQuotedCell {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                UnterminatedQuote {
+                    line: self.quote_opened_on,
+                },
+            ));
         }
+        self.scan(&buf[..read]);
         self.offset += read as u64;
         Ok(read)
     }
@@ -302,17 +390,59 @@ mod tests {
         assert_eq!(input, b"rest\n");
     }
 
-    #[test]
-    fn tracker_counts_newlines_skipped_at_a_record_start() {
-        let mut tracker = LineBreakTracker::new(&b"a\r\n\r\n\nb\nc"[..]);
+    fn tracked(input: &[u8]) -> (LineBreakTracker<&[u8]>, io::Result<Vec<u8>>) {
+        let mut tracker = LineBreakTracker::new(input, b',');
         let mut sink = Vec::new();
-        tracker.read_to_end(&mut sink).unwrap();
-        assert_eq!(tracker.leading_newlines(2), 3);
-        assert_eq!(tracker.leading_newlines(1), 3);
-        assert_eq!(tracker.leading_newlines(0), 0);
-        assert_eq!(tracker.leading_newlines(7), 1);
+        let result = tracker.read_to_end(&mut sink).map(|_| sink);
+        (tracker, result)
+    }
+
+    #[test]
+    fn tracker_skips_line_breaks_at_a_record_start() {
+        let (mut tracker, result) = tracked(b"a\r\n\r\n\nb\nc");
+        result.unwrap();
+        // Offsets 1..=5 are breaks: "\r\n" (one line end), "\r\n", "\n"; b is on line 4.
+        assert_eq!(tracker.line_at(1), 4);
+        assert_eq!(tracker.line_at(2), 4);
+        assert_eq!(tracker.line_at(0), 1);
+        assert_eq!(tracker.line_at(7), 5);
         tracker.forget_before(7);
-        assert_eq!(tracker.leading_newlines(2), 0);
-        assert_eq!(tracker.leading_newlines(7), 1);
+        assert_eq!(tracker.line_at(7), 5);
+        assert_eq!(tracker.line_at(8), 5);
+    }
+
+    #[test]
+    fn tracker_counts_cr_lf_and_crlf_as_one_line_end_each() {
+        let (tracker, result) = tracked(b"h\ra\nb\r\nc\rd");
+        result.unwrap();
+        assert_eq!(tracker.line_at(2), 2, "a after a lone CR");
+        assert_eq!(tracker.line_at(4), 3, "b after LF");
+        assert_eq!(tracker.line_at(7), 4, "c after CRLF");
+        assert_eq!(tracker.line_at(9), 5, "d after a lone CR");
+    }
+
+    #[test]
+    fn tracker_refuses_a_quote_that_never_closes_and_names_its_line() {
+        let (_, result) = tracked(b"email,name\na@b.nl,\"Jan\nb@b.nl,Piet\nc@b.nl,Kees\n");
+        let error = result.unwrap_err();
+        let quote = error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<UnterminatedQuote>())
+            .expect("an UnterminatedQuote error");
+        assert_eq!(quote.line, 2);
+    }
+
+    #[test]
+    fn tracker_accepts_closed_escaped_and_literal_quotes() {
+        for input in [
+            &b"a,\"x \"\"y\"\" z\"\n"[..],
+            b"a,\"multi\nline\"\n",
+            b"a,5\" screen\n",
+            b"a,\"q\"tail,b\n",
+            b"a,\"\"\n",
+        ] {
+            let (_, result) = tracked(input);
+            assert!(result.is_ok(), "{:?}", String::from_utf8_lossy(input));
+        }
     }
 }

@@ -316,6 +316,10 @@ pub enum InputError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "{path}: the quoted cell that opens on line {line} is never closed, so the rest of the file would be read as one cell; nothing was sent. Close or remove that \" and run again"
+    )]
+    UnterminatedQuote { path: PathBuf, line: u64 },
     #[error("{path} is empty: expected a header line such as `email,name`")]
     Empty { path: PathBuf },
     #[error(

@@ -4,7 +4,8 @@ use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 
 use super::dialect::{
-    self, LineBreakTracker, check_delimiter, locate_invalid_utf8, sniff_delimiter,
+    self, LineBreakTracker, UnterminatedQuote, check_delimiter, locate_invalid_utf8,
+    sniff_delimiter,
 };
 use super::validate::{DuplicateRecord, RowChecker, parse_region};
 use super::{InputError, InputOptions, InputRow};
@@ -55,7 +56,7 @@ impl UserReader {
             .flexible(true)
             .delimiter(delimiter)
             .buffer_capacity(64 * 1024)
-            .from_reader(LineBreakTracker::new(source));
+            .from_reader(LineBreakTracker::new(source, delimiter));
 
         let mut reader = UserReader {
             path: path.to_owned(),
@@ -93,7 +94,8 @@ impl UserReader {
 
     /// Opens the file for a second pass that takes its duplicate verdicts from the first
     /// pass's [`UserReader::take_duplicates`] instead of remembering every uuid and pointer
-    /// again. The file must be the same; the verdicts are by line.
+    /// again. The file must be the same; the verdicts are by record (its ordinal), so line
+    /// ends can never shift them onto another row.
     pub fn open_replaying(
         path: &Path,
         options: &InputOptions,
@@ -104,7 +106,7 @@ impl UserReader {
         Ok(reader)
     }
 
-    /// The repeated uuids and pointers found so far, by line: after a full pass, what a
+    /// The repeated uuids and pointers found so far, by record: after a full pass, what a
     /// second pass with [`UserReader::open_replaying`] needs.
     pub fn take_duplicates(&mut self) -> DuplicateRecord {
         self.checker.take_duplicates()
@@ -157,7 +159,7 @@ impl UserReader {
             return 0;
         };
         let tracker = self.csv.get_mut();
-        let line = position.line() + tracker.leading_newlines(position.byte());
+        let line = tracker.line_at(position.byte());
         tracker.forget_before(position.byte());
         line
     }
@@ -170,11 +172,16 @@ impl UserReader {
         }
     }
 
-    fn fatal(&self, error: csv::Error) -> InputError {
-        let line = error.position().map_or(0, |position| position.line());
+    fn fatal(&mut self, error: csv::Error) -> InputError {
+        let line = match error.position() {
+            Some(position) => self.csv.get_ref().line_at(position.byte()),
+            None => 0,
+        };
         match error.into_kind() {
             csv::ErrorKind::Utf8 { pos, .. } => {
-                let (record_line, record_byte) = pos.map_or((line, 0), |p| (p.line(), p.byte()));
+                let (record_line, record_byte) = pos.map_or((line, 0), |p| {
+                    (self.csv.get_ref().line_at(p.byte()), p.byte())
+                });
                 let record_start = record_byte + self.skipped_prefix;
                 let exact = if self.offsets_are_file_offsets {
                     locate_invalid_utf8(&self.path, record_start, record_line)
@@ -186,6 +193,20 @@ impl UserReader {
                     path: self.path.clone(),
                     line,
                     byte_offset,
+                }
+            }
+            csv::ErrorKind::Io(source)
+                if source
+                    .get_ref()
+                    .is_some_and(|inner| inner.is::<UnterminatedQuote>()) =>
+            {
+                let line = source
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<UnterminatedQuote>())
+                    .map_or(line, |quote| quote.line);
+                InputError::UnterminatedQuote {
+                    path: self.path.clone(),
+                    line,
                 }
             }
             csv::ErrorKind::Io(source) => InputError::Read {

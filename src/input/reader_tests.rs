@@ -247,6 +247,62 @@ fn duplicate_uuids_and_pointers() {
 }
 
 #[test]
+fn regression_lone_cr_line_ends_shifted_duplicate_verdicts_onto_other_rows() {
+    // An old Mac export: lone CRs end some lines. The csv crate counts only LF, so two
+    // records shared a line number and the second pass, which replayed verdicts by line, gave
+    // the unique row 4 the duplicate verdict of row 3 (never provisioned, never reported).
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(
+        &dir,
+        "mac.csv",
+        b"email,name\ra@example.com,A\ra@example.com,Again\rc@example.com,C\n\rd@example.com,D\r\n",
+    );
+    let options = InputOptions::default();
+    let mut first = UserReader::open(&path, &options).unwrap();
+    let tracked: Vec<InputRow> = first.by_ref().collect::<Result<_, _>>().unwrap();
+    let expected = vec![
+        (2, None),
+        (3, Some(Rule::DuplicatePointer)),
+        (4, None),
+        (6, None),
+    ];
+    assert_eq!(
+        rules(&tracked),
+        expected,
+        "CR, LF and CRLF each end one line"
+    );
+    let replayed: Vec<InputRow> =
+        UserReader::open_replaying(&path, &options, first.take_duplicates())
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    assert_eq!(
+        rules(&replayed),
+        expected,
+        "the second pass agrees record by record"
+    );
+}
+
+#[test]
+fn unterminated_quote_is_fatal_and_names_the_line_it_opened_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(
+        &dir,
+        "open.csv",
+        b"email,name\na@example.com,A\nb@example.com,\"Bea\nc@example.com,C\nd@example.com,D\n",
+    );
+    let error = UserReader::open(&path, &InputOptions::default())
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap_err();
+    assert!(
+        matches!(error, InputError::UnterminatedQuote { line: 3, .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("line 3"), "{error}");
+}
+
+#[test]
 fn ragged_rows_are_invalid_not_fatal() {
     let rows = read_all(&fixture("ragged.csv"), &InputOptions::default());
     assert_eq!(

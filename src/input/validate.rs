@@ -95,6 +95,8 @@ pub(super) struct RowChecker {
     column_names: Vec<String>,
     default_region: Option<country::Id>,
     uniqueness: Uniqueness,
+    /// Records checked so far: the key of duplicate verdicts.
+    records_checked: u64,
 }
 
 /// How repeats of a uuid or pointer are found: by remembering every one seen (the first
@@ -111,7 +113,9 @@ enum Uniqueness {
     Replay(DuplicateRecord),
 }
 
-/// One repeat: (line, which key, the line it first appeared on).
+/// One repeat: (the record's ordinal among checked records, which key, the line it first
+/// appeared on). Keyed by record, not by line: two passes over one file always agree on which
+/// record is which, whatever the line ends.
 type DuplicateSeen = (u64, DuplicateKey, u64);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -126,9 +130,9 @@ enum DuplicateKey {
 pub struct DuplicateRecord(Vec<DuplicateSeen>);
 
 impl DuplicateRecord {
-    fn first_line(&self, key: DuplicateKey, line: u64) -> Option<u64> {
+    fn first_line(&self, key: DuplicateKey, record: u64) -> Option<u64> {
         self.0
-            .binary_search_by_key(&(line, key), |&(l, k, _)| (l, k))
+            .binary_search_by_key(&(record, key), |&(r, k, _)| (r, k))
             .ok()
             .map(|i| self.0[i].2)
     }
@@ -197,6 +201,7 @@ impl RowChecker {
                 pointers: LineIndex::default(),
                 found: Vec::new(),
             },
+            records_checked: 0,
         })
     }
 
@@ -217,8 +222,9 @@ impl RowChecker {
         }
     }
 
-    /// The line where this key was first seen, if this line repeats it; registers it otherwise.
+    /// The line where this key was first seen, if this record repeats it; registers it otherwise.
     fn first_use(&mut self, key: DuplicateKey, fingerprint: u64, line: u64) -> Option<u64> {
+        let record = self.records_checked;
         match &mut self.uniqueness {
             Uniqueness::Track {
                 uuids,
@@ -230,10 +236,10 @@ impl RowChecker {
                     DuplicateKey::Uuid => uuids,
                 };
                 let first = index.first_line_or_insert(fingerprint, line)?;
-                found.push((line, key, first));
+                found.push((record, key, first));
                 Some(first)
             }
-            Uniqueness::Replay(record) => record.first_line(key, line),
+            Uniqueness::Replay(replayed) => replayed.first_line(key, record),
         }
     }
 
@@ -243,6 +249,7 @@ impl RowChecker {
         line: u64,
         record: &csv::StringRecord,
     ) -> Result<ValidUser, RowProblem> {
+        self.records_checked += 1;
         let header_len = self.column_names.len();
         if record.len() != header_len {
             let (pointer_type, pointer_value) = self.raw_pointer(record);
