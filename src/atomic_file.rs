@@ -8,7 +8,18 @@ use std::path::Path;
 
 /// Replaces `path` with what `write` puts into the temp file. The file ends up mode 0600: every
 /// file this tool replaces holds tokens or customers' contact details.
+/// A symlinked `path` keeps its link: the file it points at is what gets replaced.
 pub fn replace(path: &Path, write: impl FnOnce(&File) -> io::Result<()>) -> io::Result<()> {
+    let resolved;
+    let path = if path
+        .symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink())
+    {
+        resolved = crate::paths::resolve(path);
+        resolved.as_path()
+    } else {
+        path
+    };
     let folder = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
@@ -61,5 +72,18 @@ mod tests {
             1,
             "no temp file left"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn regression_symlinked_target_was_replaced_by_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("real.csv");
+        std::fs::write(&target, "old").unwrap();
+        let link = dir.path().join("link.csv");
+        std::os::unix::fs::symlink("real.csv", &link).unwrap();
+        super::replace(&link, |mut file| file.write_all(b"new")).unwrap();
+        assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
     }
 }

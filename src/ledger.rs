@@ -157,9 +157,9 @@ pub fn now_timestamp() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// What an earlier run left: the uuids already provisioned (with their ids) and those whose
-/// fate at bunq is unknown (last seen `pending` or `failed`). Sorted vectors, not maps: a
-/// million finished rows cost 24 MB, not the 60+ MB a hash map would.
+/// What an earlier run left: the uuids already provisioned, with their ids and pointers. Any
+/// other row's fate at bunq is unknown, whatever the file says of it. Sorted vectors, not
+/// maps: a million finished rows cost 44 MB, not the 100+ MB hash maps would.
 #[derive(Debug, Default)]
 pub struct ResumeIndex {
     provisioned: ProvisionIds,
@@ -167,7 +167,9 @@ pub struct ResumeIndex {
     /// (0 = not seen). Compaction lists those rows at this input's line. 4 bytes a row,
     /// instead of a separate list of skipped rows.
     skipped_lines: Vec<AtomicU32>,
-    unsettled: Vec<u128>,
+    /// The pointers of provisioned rows, for the cross-run duplicate check; see
+    /// [`ResumeIndex::provisioned_pointer_owners`].
+    pointers: Vec<PointerOwner>,
     /// Rows read from the file (all statuses).
     pub rows_read: u64,
     /// A torn last line (the process died mid-write) was found and ignored.
@@ -196,17 +198,24 @@ impl ResumeIndex {
         }
     }
 
-    /// True when an earlier run may have sent this row without recording the answer.
-    pub fn is_unsettled(&self, uuid: &Uuid) -> bool {
-        self.unsettled.binary_search(&uuid.as_u128()).is_ok()
+    /// The users an earlier run provisioned with this pointer (by
+    /// [`crate::input::pointer_fingerprint`]): their uuid and the input line the results file
+    /// recorded. Usually none or one.
+    pub fn provisioned_pointer_owners(&self, pointer: u64) -> impl Iterator<Item = (Uuid, u64)> {
+        let start = self
+            .pointers
+            .partition_point(|entry| entry.pointer < pointer);
+        self.pointers[start..]
+            .iter()
+            .take_while(move |entry| entry.pointer == pointer)
+            .map(|entry| {
+                let (uuid, _) = self.provisioned.0[entry.position as usize];
+                (Uuid::from_u128(uuid), u64::from(entry.line))
+            })
     }
 
     pub fn provisioned_count(&self) -> usize {
         self.provisioned.len()
-    }
-
-    pub fn unsettled_count(&self) -> usize {
-        self.unsettled.len()
     }
 
     /// Loads the index from a results file; a missing file is an empty index.
@@ -216,29 +225,17 @@ impl ResumeIndex {
             return Ok(index);
         };
         index.torn_tail = torn_tail;
-        // Provisioned rows go straight to their own list; only rows that may be unsettled
-        // (pending/failed, usually few) need ordering to find each uuid's latest word.
+        // Only provisioned rows matter: every other row is looked up at bunq before it is
+        // sent, whatever the file says of it (see `engine`).
         let mut provisioned = Vec::new();
-        let mut maybe_unsettled: Vec<(u128, u32, RowStatus)> = Vec::new();
         let mut record = csv::StringRecord::new();
-        let mut order = 0u32;
         while read_record(&mut reader, &mut record) {
             let Some(fields) = KeyFields::parse(&record) else {
                 continue;
             };
             index.rows_read += 1;
-            let Some(uuid) = fields.external_uuid else {
-                continue;
-            };
-            order = order.wrapping_add(1);
-            match fields.status {
-                RowStatus::Provisioned => {
-                    provisioned.push((uuid, fields.provision_id.unwrap_or(0)))
-                }
-                RowStatus::Pending | RowStatus::Failed => {
-                    maybe_unsettled.push((uuid, order, fields.status))
-                }
-                RowStatus::Invalid | RowStatus::WouldProvision => {}
+            if let (RowStatus::Provisioned, Some(uuid)) = (fields.status, fields.external_uuid) {
+                provisioned.push((uuid, fields.provision_id.unwrap_or(0)));
             }
         }
         // `provisioned` is final: a provisioned user is never sent again, so no later row can
@@ -247,45 +244,91 @@ impl ResumeIndex {
         index.skipped_lines = (0..index.provisioned.len())
             .map(|_| AtomicU32::new(0))
             .collect();
-        maybe_unsettled.sort_unstable_by_key(|&(uuid, order, _)| (uuid, order));
-        for group in maybe_unsettled.chunk_by(|a, b| a.0 == b.0) {
-            let uuid = group[0].0;
-            if !index.provisioned.contains(uuid) {
-                index.unsettled.push(uuid);
-            }
+        if !index.provisioned.is_empty() {
+            index.pointers = read_pointer_owners(path, &index.provisioned)?;
         }
         Ok(index)
     }
 }
 
-impl ResumeIndex {
-    /// A light first look at a results file: `None` when it has no rows (a first run, or a
-    /// lost file), else the uuids whose last word may be `pending` or `failed` (sorted; a
-    /// superset of [`ResumeIndex::is_unsettled`], which also knows which became provisioned).
-    /// It holds only those uuids, so the full index need not exist while the input is
-    /// surveyed.
-    pub fn scan_unsettled(path: &Path) -> Result<Option<Vec<u128>>, LedgerError> {
-        let Some((mut reader, _)) = open_log_reader(path)? else {
-            return Ok(None);
+/// One provisioned row's pointer: 16 bytes a row, only while a run's second pass needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct PointerOwner {
+    /// `pointer_fingerprint(pointer_type, pointer_value)`.
+    pointer: u64,
+    /// Index of the owner's uuid in the index's `provisioned` list.
+    position: u32,
+    /// The input line the results file recorded for it.
+    line: u32,
+}
+
+/// Second read of a results file, once the provisioned uuids are known and sorted: where each
+/// provisioned pointer belongs. A second read costs less memory than carrying pointers through
+/// the sort of the provisioned list.
+fn read_pointer_owners(
+    path: &Path,
+    provisioned: &ProvisionIds,
+) -> Result<Vec<PointerOwner>, LedgerError> {
+    let Some((mut reader, _)) = open_log_reader(path)? else {
+        return Ok(Vec::new());
+    };
+    let mut owners = Vec::with_capacity(provisioned.len());
+    let mut record = csv::StringRecord::new();
+    while read_record(&mut reader, &mut record) {
+        let Some(fields) = KeyFields::parse(&record) else {
+            continue;
         };
-        let mut any_rows = false;
-        let mut maybe_unsettled = Vec::new();
-        let mut record = csv::StringRecord::new();
-        while read_record(&mut reader, &mut record) {
-            let Some(fields) = KeyFields::parse(&record) else {
-                continue;
-            };
-            any_rows = true;
-            if let (RowStatus::Pending | RowStatus::Failed, Some(uuid)) =
-                (fields.status, fields.external_uuid)
-            {
-                maybe_unsettled.push(uuid);
-            }
-        }
-        maybe_unsettled.sort_unstable();
-        maybe_unsettled.dedup();
-        Ok(any_rows.then_some(maybe_unsettled))
+        let (RowStatus::Provisioned, Some(uuid)) = (fields.status, fields.external_uuid) else {
+            continue;
+        };
+        let (Some(position), Some(kind), Some(value)) =
+            (provisioned.position(uuid), record.get(2), record.get(3))
+        else {
+            continue;
+        };
+        let value = crate::input::excel_unescape(value.trim());
+        owners.push(PointerOwner {
+            pointer: crate::input::pointer_fingerprint(kind.trim(), &value),
+            position: u32::try_from(position).unwrap_or(u32::MAX),
+            line: u32::try_from(fields.line).unwrap_or(u32::MAX),
+        });
     }
+    owners.sort_unstable();
+    owners.dedup_by_key(|owner| (owner.pointer, owner.position));
+    owners.shrink_to_fit();
+    Ok(owners)
+}
+
+/// A 32-bit hash of a uuid, for [`scan_provisioned_hashes`].
+pub fn uuid_hash32(uuid: u128) -> u32 {
+    (crate::input::uuid_fingerprint(&Uuid::from_u128(uuid)) >> 32) as u32
+}
+
+/// A light first look at a results file, for the input survey: the sorted [`uuid_hash32`]
+/// of every provisioned uuid, 4 bytes a row, so the full index need not exist while the input
+/// is surveyed. A uuid whose hash is absent is certainly not provisioned; one whose hash is
+/// present almost certainly is (a false match, about one in 4,000 at a million rows, only
+/// costs that row a single lookup instead of a place in the bulk one).
+pub fn scan_provisioned_hashes(path: &Path) -> Result<Vec<u32>, LedgerError> {
+    let Some((mut reader, _)) = open_log_reader(path)? else {
+        return Ok(Vec::new());
+    };
+    let mut hashes = Vec::new();
+    let mut record = csv::StringRecord::new();
+    while read_record(&mut reader, &mut record) {
+        if let Some(KeyFields {
+            status: RowStatus::Provisioned,
+            external_uuid: Some(uuid),
+            ..
+        }) = KeyFields::parse(&record)
+        {
+            hashes.push(uuid_hash32(uuid));
+        }
+    }
+    hashes.sort_unstable();
+    hashes.dedup();
+    hashes.shrink_to_fit();
+    Ok(hashes)
 }
 
 /// The fields of a results row that resume and compaction need, read without allocating.
@@ -802,7 +845,7 @@ mod tests {
     }
 
     #[test]
-    fn resume_index_knows_provisioned_and_unsettled_rows() {
+    fn resume_index_knows_provisioned_rows_and_their_pointers() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.csv");
         let mut writer = LedgerWriter::open(&path, false).unwrap();
@@ -816,10 +859,20 @@ mod tests {
         drop(writer);
         let index = ResumeIndex::load(&path).unwrap();
         assert_eq!(index.provision_id(&Uuid::from_u128(1)), Some(11));
-        assert!(index.is_unsettled(&Uuid::from_u128(2)));
-        assert!(index.is_unsettled(&Uuid::from_u128(3)));
-        assert!(!index.is_unsettled(&Uuid::from_u128(4)));
-        assert_eq!(index.provision_id(&Uuid::from_u128(4)), None);
+        for unsettled in [2, 3, 4, 5] {
+            assert_eq!(index.provision_id(&Uuid::from_u128(unsettled)), None);
+        }
+        assert_eq!(index.provisioned_count(), 1);
+        let first = row(2, 1, RowStatus::Provisioned, Some(11));
+        let pointer = crate::input::pointer_fingerprint(&first.pointer_type, &first.pointer_value);
+        assert_eq!(
+            index
+                .provisioned_pointer_owners(pointer)
+                .collect::<Vec<_>>(),
+            vec![(Uuid::from_u128(1), 2)]
+        );
+        let hashes = scan_provisioned_hashes(&path).unwrap();
+        assert_eq!(hashes, vec![uuid_hash32(1)]);
     }
 
     #[test]

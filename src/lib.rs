@@ -12,6 +12,8 @@
 //! - [`status`]: following provisions to the finish;
 //! - [`sim`]: the built-in bunq simulator;
 //! - [`atomic_file`]: temp-file-and-rename replacement, mode 0600;
+//! - `paths`: the guard that keeps outputs from clobbering inputs; `lock`: one run per results
+//!   file;
 //! - [`run`]: wiring a parsed command line to the above.
 
 pub mod atomic_file;
@@ -20,6 +22,8 @@ pub mod cli;
 pub mod engine;
 pub mod input;
 pub mod ledger;
+pub(crate) mod lock;
+pub(crate) mod paths;
 pub mod report;
 pub mod run;
 pub mod sim;

@@ -11,6 +11,9 @@ use crate::bunq::{ApiKey, BunqClient, ClientConfig, ContextStore};
 use crate::cli::{ApiArgs, Cli, Command, ProvisionArgs, load_api_key};
 use crate::engine::pacer::{DEFAULT_GET_RATE, DEFAULT_POST_RATE};
 use crate::engine::{self, Backoff, EngineOptions};
+use crate::input::ERROR_FILE_COLUMNS;
+use crate::lock::lock_results;
+use crate::paths::{PathUse, check_distinct, check_ours_or_absent};
 use crate::report::shell_quote;
 use crate::sim::{SimOptions, Simulator};
 
@@ -24,6 +27,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Provision(args) => provision(*args).await,
         Command::Validate(args) => {
+            let mut uses = vec![PathUse::read("the input", &args.input)];
+            if let Some(errors) = &args.errors {
+                uses.push(PathUse::write("--errors", errors));
+            }
+            check_distinct(&uses)?;
+            if let Some(errors) = &args.errors {
+                check_ours_or_absent("--errors", errors, "an error file", &ERROR_FILE_COLUMNS)?;
+            }
             let summary =
                 tokio::task::spawn_blocking(move || crate::input::run_validate(&args)).await??;
             Ok(if summary.invalid == 0 {
@@ -137,15 +148,47 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<u8> {
         .results
         .clone()
         .unwrap_or_else(|| default_results_path(&args.input));
-    if results == args.input {
-        anyhow::bail!("--results must not be the input file");
-    }
     // A dry run without a key still validates and builds the payloads; it just cannot look
     // anything up at bunq.
     let need_client = !args.dry_run
         || args.simulate
         || args.api.api_key_file.is_some()
         || std::env::var_os("BUNQ_API_KEY").is_some();
+    // A dry run reads the results file and writes its own file beside it.
+    let dry_run_file = args.dry_run.then(|| engine::dry_run_path(&results));
+    // Defaults first: when two writes clash, the message blames the later one.
+    let mut uses = vec![PathUse::read("the input", &args.input)];
+    if need_client && !args.simulate {
+        uses.push(PathUse::write("--context", &args.api.context));
+    }
+    match &dry_run_file {
+        Some(dry_run_file) => {
+            uses.push(PathUse::read("--results", &results));
+            uses.push(PathUse::write("the dry-run file", dry_run_file));
+        }
+        None => uses.push(PathUse::write("--results", &results)),
+    }
+    if let Some(errors) = &args.errors {
+        uses.push(PathUse::write("--errors", errors));
+    }
+
+    if let Some(key_file) = &args.api.api_key_file {
+        uses.push(PathUse::read("--api-key-file", key_file));
+    }
+    check_distinct(&uses)?;
+    if let Some(errors) = &args.errors {
+        check_ours_or_absent("--errors", errors, "an error file", &ERROR_FILE_COLUMNS)?;
+    }
+    if let Some(dry_run_file) = &dry_run_file {
+        check_ours_or_absent(
+            "the dry-run file",
+            dry_run_file,
+            "a dry-run results file",
+            &crate::ledger::HEADER,
+        )?;
+    }
+    // Held until this function returns: the run, compaction and the summary included.
+    let _lock = lock_results(dry_run_file.as_deref().unwrap_or(&results))?;
     let (client, simulator) = if need_client {
         let (client, simulator) = connect(&args.api, args.simulate).await?;
         (Some(client), simulator)

@@ -89,19 +89,19 @@ pub async fn run(
         options.results.clone()
     };
     // First pass: count rows for the progress bar, record the input's duplicate verdicts for
-    // the second pass, and collect the valid rows whose fate at bunq may be unknown, so they
-    // can be reconciled in bulk before anything is sent. Only the (few) maybe-unsettled uuids
-    // of the results file are loaded for it: the full resume index and the duplicate check's
+    // the second pass, and collect the valid rows that may not be at bunq yet, so they can be
+    // reconciled in bulk before anything is sent. Only a 4-byte hash per provisioned row of
+    // the results file is loaded for it: the full resume index and the duplicate check's
     // tables are never in memory at the same time.
-    let maybe_unsettled = ResumeIndex::scan_unsettled(&options.results)?;
+    let provisioned_hashes = crate::ledger::scan_provisioned_hashes(&options.results)?;
     let Survey {
         rows: total_rows,
         mut unknown,
         headers,
         delimiter,
         duplicates,
-    } = survey(&options, maybe_unsettled.as_deref())?;
-    drop(maybe_unsettled);
+    } = survey(&options, &provisioned_hashes)?;
+    drop(provisioned_hashes);
 
     let index = Arc::new(ResumeIndex::load(&options.results)?);
     if index.torn_tail {
@@ -109,21 +109,22 @@ pub async fn run(
             "the results file ended in a torn line (the last run was killed mid-write); it is ignored"
         );
     }
-    let ledger_was_empty = index.rows_read == 0;
-    unknown.retain(|&uuid| {
-        let uuid = uuid::Uuid::from_u128(uuid);
-        index.provision_id(&uuid).is_none() && (ledger_was_empty || index.is_unsettled(&uuid))
-    });
+    // Ask before creating: a row the results file does not show as provisioned may still be
+    // at bunq (an answer lost with a crash, a results file lost, replaced or made for another
+    // input), so every such row is looked up before its first POST: here in bulk, or one by
+    // one by the worker for rows the bulk scan could not settle.
+    unknown.retain(|&uuid| index.provision_id(&uuid::Uuid::from_u128(uuid)).is_none());
 
     let counters = Arc::new(RequestCounters::default());
     let post_pacer = Arc::new(Pacer::new(options.post_rate));
     let lookup_pacer = Arc::new(Pacer::new(options.lookup_rate));
     let bulk = match &client {
         Some(client) if !unknown.is_empty() => {
+            let rows = unknown.len();
             let result = reconcile::reconcile_bulk(
                 client,
                 &lookup_pacer,
-                &unknown,
+                unknown,
                 options.max_attempts,
                 &options.backoff,
             )
@@ -132,7 +133,7 @@ pub async fn run(
                 .lookups
                 .fetch_add(result.requests, Ordering::Relaxed);
             info!(
-                rows = unknown.len(),
+                rows,
                 requests = result.requests,
                 found = result.existing.len(),
                 "reconciled rows of unknown state with bunq's provision list"
@@ -141,7 +142,6 @@ pub async fn run(
         }
         _ => reconcile::BulkResult::default(),
     };
-    drop(unknown);
 
     if options.dry_run {
         match std::fs::remove_file(&results_path) {
@@ -208,7 +208,6 @@ pub async fn run(
         options: options.clone(),
         index,
         bulk,
-        ledger_was_empty,
         post_pacer,
         lookup_pacer,
         counters: counters.clone(),
@@ -291,12 +290,9 @@ pub fn dry_run_path(results: &std::path::Path) -> PathBuf {
 }
 
 /// Reads the input once, validating as the real pass will, to count rows and to list the
-/// valid rows whose state at bunq is unknown: recorded `pending`/`failed` by an earlier run,
-/// or every row when there is no results file to trust (first run, lost or foreign file).
-fn survey(
-    options: &EngineOptions,
-    maybe_unsettled: Option<&[u128]>,
-) -> Result<Survey, EngineError> {
+/// valid rows whose state at bunq is unknown: every one whose uuid is not among
+/// `provisioned_hashes` ([`crate::ledger::scan_provisioned_hashes`]).
+fn survey(options: &EngineOptions, provisioned_hashes: &[u32]) -> Result<Survey, EngineError> {
     // Reading is synchronous; block_in_place keeps the runtime's other tasks going.
     tokio::task::block_in_place(|| {
         let mut reader = UserReader::open(&options.input, &options.input_options)?;
@@ -309,8 +305,8 @@ fn survey(
             rows += 1;
             if let Ok(user) = &row.checked {
                 let uuid = user.external_uuid.as_u128();
-                // No results file: every row's state is unknown.
-                if maybe_unsettled.is_none_or(|list| list.binary_search(&uuid).is_ok()) {
+                let hash = crate::ledger::uuid_hash32(uuid);
+                if provisioned_hashes.binary_search(&hash).is_err() {
                     unknown.push(uuid);
                 }
             }

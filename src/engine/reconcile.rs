@@ -75,6 +75,8 @@ pub async fn lookup_one(
 /// The outcome of a bulk reconciliation.
 #[derive(Debug, Default)]
 pub struct BulkResult {
+    /// The uuids asked about (sorted): only for these can the scan prove absence.
+    pub wanted: Vec<u128>,
     /// uuids bunq already holds, with the provision id.
     pub existing: ProvisionIds,
     /// The whole list was read: every wanted uuid not in `existing` is proven absent.
@@ -88,10 +90,12 @@ impl BulkResult {
     pub fn existing_id(&self, uuid: &Uuid) -> Option<u64> {
         self.existing.get(uuid)
     }
-    /// True when bunq is known not to hold this uuid. Only meaningful for uuids that were
-    /// wanted; the engine asks only about those.
+    /// True when bunq is known not to hold this uuid: it was asked about, the scan read the
+    /// whole list, and the list did not have it. Any other uuid must be looked up.
     pub fn is_absent(&self, uuid: &Uuid) -> bool {
-        self.scan_complete && self.existing_id(uuid).is_none()
+        self.scan_complete
+            && self.wanted.binary_search(&uuid.as_u128()).is_ok()
+            && self.existing_id(uuid).is_none()
     }
 }
 
@@ -102,14 +106,26 @@ impl BulkResult {
 pub async fn reconcile_bulk(
     client: &BunqClient,
     pacer: &Pacer,
+    wanted: Vec<u128>,
+    max_attempts: u32,
+    backoff: &Backoff,
+) -> BulkResult {
+    if wanted.is_empty() {
+        return BulkResult::default();
+    }
+    let mut result = scan_list(client, pacer, &wanted, max_attempts, backoff).await;
+    result.wanted = wanted;
+    result
+}
+
+async fn scan_list(
+    client: &BunqClient,
+    pacer: &Pacer,
     wanted: &[u128],
     max_attempts: u32,
     backoff: &Backoff,
 ) -> BulkResult {
     let mut result = BulkResult::default();
-    if wanted.is_empty() {
-        return result;
-    }
     let mut existing = Vec::new();
     let mut found = vec![false; wanted.len()];
     let mut found_count = 0usize;

@@ -20,7 +20,6 @@ pub struct Worker {
     pub options: EngineOptions,
     pub index: Arc<ResumeIndex>,
     pub bulk: BulkResult,
-    pub ledger_was_empty: bool,
     pub post_pacer: Arc<Pacer>,
     pub lookup_pacer: Arc<Pacer>,
     pub counters: Arc<RequestCounters>,
@@ -110,8 +109,11 @@ impl Worker {
                     attempts: 0,
                 };
             }
-            let unknown_state = self.ledger_was_empty || self.index.is_unsettled(&uuid);
-            let needs_lookup = unknown_state && !self.bulk.is_absent(&uuid);
+            if let Some(problem) = self.provisioned_under_another_uuid(&user) {
+                return problem;
+            }
+            // Not provisioned on record: looked up unless the bulk scan proved it absent.
+            let needs_lookup = !self.bulk.is_absent(&uuid);
             if self.options.dry_run {
                 // Read-only: a row the bulk scan could not settle is looked up one by one.
                 if let (true, Some(client)) = (needs_lookup, &self.client)
@@ -150,9 +152,35 @@ impl Worker {
         } = settled
         {
             let row = user_row(line, &user, status, provision_id, error, attempts);
-            let cells = (status == RowStatus::Failed).then_some(cells);
+            let cells = matches!(status, RowStatus::Failed | RowStatus::Invalid).then_some(cells);
             self.send(Event::Finished { row, finish, cells }).await;
         }
+    }
+
+    /// One user, one provision across runs: a row whose pointer an earlier run recorded as
+    /// provisioned under another external_uuid is invalid (the fix-and-feed-back of a duplicate,
+    /// or the same customer exported under two ids), never a second user at bunq.
+    fn provisioned_under_another_uuid(&self, user: &ValidUser) -> Option<Settled> {
+        let pointer = &user.pointer;
+        let fingerprint =
+            crate::input::pointer_fingerprint(pointer.pointer_type.as_str(), &pointer.value);
+        let (owner, line) = self
+            .index
+            .provisioned_pointer_owners(fingerprint)
+            .find(|&(owner, _)| owner != user.external_uuid)?;
+        Some(Settled::Done {
+            status: RowStatus::Invalid,
+            finish: Finish::Invalid,
+            provision_id: None,
+            error: format!(
+                "pointer: {} {:?} is already provisioned under external_uuid {owner} (line {line} \
+                 of an earlier run in {}); one user is provisioned once",
+                pointer.pointer_type.as_str(),
+                pointer.value,
+                self.options.results.display()
+            ),
+            attempts: 0,
+        })
     }
 
     async fn send(&self, event: Event) {

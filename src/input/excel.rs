@@ -40,6 +40,8 @@ pub fn excel_unescape(cell: &str) -> Cow<'_, str> {
 /// ignores them, and a new error file drops the old ones instead of stacking.
 pub(super) const LINE_COLUMN: &str = "line";
 pub(super) const ERROR_COLUMN: &str = "error";
+/// The columns every error file ends with: how an existing error file is recognised.
+pub const ERROR_FILE_COLUMNS: [&str; 2] = [LINE_COLUMN, ERROR_COLUMN];
 
 fn is_own_column(header: &str) -> bool {
     let header = excel_unescape(header.trim());

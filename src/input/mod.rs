@@ -42,8 +42,9 @@ pub use command::{
     ProblemExample, RuleCount, ValidateArgs, ValidateSummary, run_validate, run_validate_to,
 };
 pub use dialect::parse_delimiter;
-pub use excel::{ErrorFileWriter, excel_escape, excel_unescape};
+pub use excel::{ERROR_FILE_COLUMNS, ErrorFileWriter, excel_escape, excel_unescape};
 pub use reader::UserReader;
+pub(crate) use unique::{pointer_fingerprint, uuid_fingerprint};
 pub use validate::{DuplicateRecord, EXTERNAL_UUID_NAMESPACE, derive_external_uuid};
 
 /// How to read the input file; shared by `validate` and `run`.

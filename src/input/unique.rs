@@ -83,7 +83,7 @@ fn bucket(fingerprint: u64, capacity: usize) -> usize {
 }
 
 /// Deterministic 64-bit fingerprint of a normalised pointer.
-pub(super) fn pointer_fingerprint(kind: &str, value: &str) -> u64 {
+pub(crate) fn pointer_fingerprint(kind: &str, value: &str) -> u64 {
     // SipHash with fixed keys: well mixed and stable; we only need in-process stability.
     let mut hasher = std::hash::DefaultHasher::new();
     kind.hash(&mut hasher);
@@ -93,7 +93,7 @@ pub(super) fn pointer_fingerprint(kind: &str, value: &str) -> u64 {
 
 /// Fingerprint of a uuid, mixed so that sequential or structured uuids spread
 /// over the table (the range reduction uses the high bits).
-pub(super) fn uuid_fingerprint(uuid: &uuid::Uuid) -> u64 {
+pub(crate) fn uuid_fingerprint(uuid: &uuid::Uuid) -> u64 {
     let mut hasher = std::hash::DefaultHasher::new();
     uuid.as_u128().hash(&mut hasher);
     hasher.finish()

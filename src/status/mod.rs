@@ -17,6 +17,8 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use crate::paths::{PathUse, check_distinct, check_ours_or_absent};
 use uuid::Uuid;
 
 use crate::bunq::Provision;
@@ -109,11 +111,10 @@ pub enum StatusError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{flag} must not be the same file as {other}")]
-    SamePath {
-        flag: &'static str,
-        other: &'static str,
-    },
+    #[error(transparent)]
+    SamePath(#[from] crate::paths::PathClash),
+    #[error(transparent)]
+    ForeignOut(#[from] crate::paths::ForeignFile),
 }
 
 /// Where one row stands, derived from bunq's answer.
@@ -534,25 +535,21 @@ fn report_poll(progress: &mut Progress, poll: u64, counts: &CategoryCounts) {
 }
 
 fn check_paths(args: &StatusArgs, out: &Path) -> Result<(), StatusError> {
-    if out == args.results {
-        return Err(StatusError::SamePath {
-            flag: "--out",
-            other: "the results file",
-        });
-    }
+    // Defaults first: when two writes clash, the message blames the later one.
+    let mut uses = vec![
+        PathUse::read("the results file", &args.results),
+        PathUse::write("--context", &args.api.context),
+        PathUse::write("--out", out),
+    ];
     if let Some(credentials) = &args.credentials_out {
-        if credentials == &args.results {
-            return Err(StatusError::SamePath {
-                flag: "--credentials-out",
-                other: "the results file",
-            });
-        }
-        if credentials == out {
-            return Err(StatusError::SamePath {
-                flag: "--credentials-out",
-                other: "--out",
-            });
-        }
+        uses.push(PathUse::write("--credentials-out", credentials));
+    }
+    if let Some(key_file) = &args.api.api_key_file {
+        uses.push(PathUse::read("--api-key-file", key_file));
+    }
+    check_distinct(&uses)?;
+    check_ours_or_absent("--out", out, "a status file", &files::STATUS_HEADER)?;
+    if let Some(credentials) = &args.credentials_out {
         files::check_credentials_path_free(credentials)?;
     }
     Ok(())

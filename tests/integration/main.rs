@@ -7,6 +7,8 @@
 //! - `provision`: the end-to-end CSV run, results contract, resume (issue: provision a CSV);
 //! - `faults`: exactly-once under faults, crashes and Ctrl-C;
 //! - `files`: input dialects, the error file round trip, dry run;
+//! - `guards`: the operator's slips: outputs onto inputs, two runs at once, fed-back error
+//!   files, foreign results files, broken quoting, old line ends;
 //! - `status`: following provisions to the finish.
 
 mod support;
@@ -14,5 +16,6 @@ mod support;
 mod client;
 mod faults;
 mod files;
+mod guards;
 mod provision;
 mod status;

@@ -127,6 +127,18 @@ impl Workdir {
     }
 
     pub fn provision_command(&self, sim: &Sim, input: &str, extra: &[&str]) -> Command {
+        self.provision_command_to(sim, input, "results.csv", extra)
+    }
+
+    /// As [`Workdir::provision_command`], with another results file (relative to this folder,
+    /// or absolute).
+    pub fn provision_command_to(
+        &self,
+        sim: &Sim,
+        input: &str,
+        results: &str,
+        extra: &[&str],
+    ) -> Command {
         let mut command = Command::new(binary());
         command
             .current_dir(self.dir.path())
@@ -134,7 +146,7 @@ impl Workdir {
             .env_remove("RUST_LOG")
             .arg("provision")
             .arg(self.path(input))
-            .args(["--results", self.path("results.csv").to_str().unwrap()])
+            .args(["--results", self.path(results).to_str().unwrap()])
             .args(["--base-url", &sim.base_url])
             .args(["--context", self.path("context.json").to_str().unwrap()])
             .args([
