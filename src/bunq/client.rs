@@ -575,11 +575,7 @@ impl BunqClient {
     /// answer. The page links are paths on the same host; joining them to our origin means a
     /// response can never send us elsewhere.
     pub async fn list_page(&self, url: &str) -> Result<ProvisionPage, CallError> {
-        let absolute = if url.starts_with('/') {
-            format!("{}{url}", self.origin)
-        } else {
-            url.to_string()
-        };
+        let absolute = page_url(&self.origin, url)?;
         let bytes = self.call(Method::GET, &absolute, None).await?;
         let envelope = parse_envelope(&bytes)?;
         let provisions = envelope
@@ -596,6 +592,23 @@ impl BunqClient {
             older_url,
         })
     }
+}
+
+/// The absolute URL of a list page link. Links are followed only on our own origin: an
+/// absolute link elsewhere (or to plain http) would carry our session token to another host.
+fn page_url(origin: &str, link: &str) -> Result<String, CallError> {
+    if link.starts_with('/') {
+        return Ok(format!("{origin}{link}"));
+    }
+    if link
+        .strip_prefix(origin)
+        .is_some_and(|rest| rest.starts_with('/'))
+    {
+        return Ok(link.to_string());
+    }
+    Err(CallError::UnexpectedBody(format!(
+        "a list page links to {link:?}, outside {origin}; not followed"
+    )))
 }
 
 /// Filters of the provision list.
@@ -775,6 +788,24 @@ fn parse_envelope(bytes: &[u8]) -> Result<Envelope, CallError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regression_list_page_links_to_another_host_would_carry_the_session_token() {
+        let origin = "https://partner-api.sandbox.bunq.com";
+        assert_eq!(
+            page_url(origin, "/v1/partner-user-provision?older_id=7").unwrap(),
+            "https://partner-api.sandbox.bunq.com/v1/partner-user-provision?older_id=7"
+        );
+        assert!(page_url(origin, &format!("{origin}/v1/x?older_id=7")).is_ok());
+        for elsewhere in [
+            "https://evil.example/v1/x",
+            "http://partner-api.sandbox.bunq.com/v1/x",
+            "https://partner-api.sandbox.bunq.com.evil.example/v1/x",
+            "https://partner-api.sandbox.bunq.com@evil.example/v1/x",
+        ] {
+            assert!(page_url(origin, elsewhere).is_err(), "{elsewhere}");
+        }
+    }
 
     #[test]
     fn base_url_allows_https_and_loopback_http_only() {
