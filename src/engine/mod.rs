@@ -20,7 +20,7 @@ use tracing::info;
 
 use crate::bunq::{BodyFormat, BunqClient};
 use crate::input::{InputError, InputOptions, InputRow, UserReader};
-use crate::ledger::{LedgerError, LedgerWriter, ResumeIndex};
+use crate::ledger::{HEADER, LedgerError, LedgerWriter, ResumeIndex};
 use crate::report::RunSummary;
 pub use pacer::Pacer;
 pub use retry::Backoff;
@@ -40,6 +40,11 @@ pub enum EngineError {
     },
     #[error("an internal task of the run failed: {0}")]
     TaskFailed(String),
+    #[error(
+        "{0} is a bunq-onboard results file, not a users CSV: give the users CSV as the input \
+         (this results file with --results to continue it), or follow it with `bunq-onboard status`"
+    )]
+    InputIsResultsFile(PathBuf),
 }
 
 /// Everything a provision run needs besides the client.
@@ -297,6 +302,14 @@ fn survey(options: &EngineOptions, provisioned_hashes: &[u32]) -> Result<Survey,
     tokio::task::block_in_place(|| {
         let mut reader = UserReader::open(&options.input, &options.input_options)?;
         let headers = reader.headers().clone();
+        // Its pointer columns would read as users; its outcomes are not users' data.
+        if headers
+            .iter()
+            .map(|h| h.trim().trim_start_matches('\u{feff}'))
+            .eq(HEADER)
+        {
+            return Err(EngineError::InputIsResultsFile(options.input.clone()));
+        }
         let delimiter = reader.delimiter();
         let mut rows = 0u64;
         let mut unknown = Vec::new();

@@ -345,3 +345,24 @@ fn regression_symlinked_results_file_was_replaced_by_a_regular_file() {
     );
     assert_eq!(code(&clash), 2, "{}", text(&clash));
 }
+
+#[test]
+fn a_results_file_given_as_the_input_is_refused() {
+    let sim = Sim::start(&["--no-rate-limits"]);
+    let work = Workdir::new();
+    work.write("users.csv", &users_csv(3));
+    let run = work.provision(&sim, "users.csv", FAST);
+    assert_eq!(code(&run), 0, "{}", text(&run));
+    let posts = sim.stat("provision_posts");
+    let output = work
+        .provision_command_to(&sim, "results.csv", "other.results.csv", FAST)
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 2, "{}", text(&output));
+    assert!(
+        stderr(&output).contains("is a bunq-onboard results file, not a users CSV"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(sim.stat("provision_posts"), posts);
+}
