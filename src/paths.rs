@@ -248,7 +248,7 @@ mod tests {
             PathUse::write("--errors", &b),
         ])
         .unwrap_err();
-        assert_eq!((clash.writer, clash.other), ("--results", "--errors"));
+        assert_eq!((clash.writer, clash.other), ("--errors", "--results"));
     }
 
     #[cfg(unix)]
