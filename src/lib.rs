@@ -12,6 +12,8 @@
 //! - [`status`]: following provisions to the finish;
 //! - [`sim`]: the built-in bunq simulator;
 //! - [`atomic_file`]: temp-file-and-rename replacement, mode 0600;
+//! - [`output`]: stdout/stderr lines that a closed pipe drops instead of panicking;
+//! - [`spool`]: inputs readable only once (stdin, FIFOs) copied to a private temp file;
 //! - [`run`]: wiring a parsed command line to the above.
 
 pub mod atomic_file;
@@ -20,7 +22,9 @@ pub mod cli;
 pub mod engine;
 pub mod input;
 pub mod ledger;
+pub mod output;
 pub mod report;
 pub mod run;
 pub mod sim;
+pub mod spool;
 pub mod status;

@@ -124,7 +124,11 @@ pub fn run_validate_to(
         other => (other as char).to_string(),
     };
     let summary = ValidateSummary {
-        input: args.input.clone(),
+        input: args
+            .input_options
+            .shown_as
+            .clone()
+            .unwrap_or_else(|| args.input.clone()),
         delimiter,
         rows,
         valid: rows - invalid,

@@ -7,12 +7,15 @@
 //! - `provision`: the end-to-end CSV run, results contract, resume (issue: provision a CSV);
 //! - `faults`: exactly-once under faults, crashes and Ctrl-C;
 //! - `files`: input dialects, the error file round trip, dry run;
-//! - `status`: following provisions to the finish.
+//! - `status`: following provisions to the finish;
+//! - `operator`: an operator's slips: stdin and FIFOs, closed pipes, SIGHUP/SIGTERM, file
+//!   modes, credentials in URLs, key files, the simulator's key check.
 
 mod support;
 
 mod client;
 mod faults;
 mod files;
+mod operator;
 mod provision;
 mod status;
