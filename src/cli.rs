@@ -86,10 +86,11 @@ pub struct ApiArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ProvisionArgs {
     /// The users CSV (see README: columns email / phone_number / name / external_uuid / products).
+    /// `-` reads standard input; it and pipes are copied once to a private temporary file.
     pub input: PathBuf,
 
-    /// Results CSV, appended row by row and read back on reruns.
-    /// [default: <input stem>.results.csv beside the input]
+    /// Results CSV, appended row by row and read back on reruns. Required when the input is
+    /// `-` or a pipe. [default: <input stem>.results.csv beside the input]
     #[arg(long, value_name = "PATH")]
     pub results: Option<PathBuf>,
 

@@ -10,7 +10,7 @@ use super::{InputError, InputOptions, Rule, UserReader};
 /// `bunq-onboard validate INPUT`: the whole file, no request, no key.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ValidateArgs {
-    /// The users CSV to check
+    /// The users CSV to check; `-` reads standard input
     pub input: PathBuf,
     #[command(flatten)]
     pub input_options: InputOptions,

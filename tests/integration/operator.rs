@@ -562,3 +562,48 @@ fn regression_simulator_with_a_key_refuses_a_mistyped_one() {
     assert_eq!(code(&output), 0, "{}", text(&output));
     assert_all_provisioned_exactly_once(&work, &sim, 3);
 }
+
+#[test]
+fn regression_sighup_stops_status_watch_with_a_complete_status_file() {
+    // Provisions that stay pending for a long time: `status --watch` keeps polling.
+    let sim = Sim::start(&["--no-rate-limits", "--progress-step-ms", "600000"]);
+    let work = Workdir::new();
+    work.write("users.csv", &users_csv(3));
+    let provisioned = work.provision(&sim, "users.csv", &["--rate", "0"]);
+    assert_eq!(code(&provisioned), 0, "{}", text(&provisioned));
+    let status_file = work.path("status.csv");
+    let mut child = Command::new(binary())
+        .current_dir(work.dir.path())
+        .env("BUNQ_API_KEY", TEST_API_KEY)
+        .env_remove("RUST_LOG")
+        .arg("status")
+        .arg(work.path("results.csv"))
+        .args(["--base-url", &sim.base_url])
+        .args(["--context", work.path("context.json").to_str().unwrap()])
+        .args([
+            "--session-min-interval",
+            "0s",
+            "--watch",
+            "--interval",
+            "1s",
+        ])
+        .args(["--out", status_file.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The first poll is written: the command is watching.
+    for _ in 0..3000 {
+        if status_file.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(status_file.exists());
+    send_signal(&child, "-HUP");
+    let exit = wait_or_fail(&mut child, Duration::from_secs(120), "status after SIGHUP");
+    assert_eq!(exit, 130);
+    let rows = read_csv(&status_file);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+}
