@@ -114,6 +114,8 @@ class Sim:
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,
             text=True,
+            # A simulator given a key accepts only that key: let it accept the bench's.
+            env=dict(os.environ, BUNQ_API_KEY=API_KEY),
         )
         self.base_url = self.proc.stdout.readline().strip()
         if not self.base_url.startswith("http://127.0.0.1:"):

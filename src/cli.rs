@@ -86,10 +86,11 @@ pub struct ApiArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ProvisionArgs {
     /// The users CSV (see README: columns email / phone_number / name / external_uuid / products).
+    /// `-` reads standard input; it and pipes are copied once to a private temporary file.
     pub input: PathBuf,
 
-    /// Results CSV, appended row by row and read back on reruns.
-    /// [default: <input stem>.results.csv beside the input]
+    /// Results CSV, appended row by row and read back on reruns. Required when the input is
+    /// `-` or a pipe. [default: <input stem>.results.csv beside the input]
     #[arg(long, value_name = "PATH")]
     pub results: Option<PathBuf>,
 
@@ -168,8 +169,28 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub listen: std::net::SocketAddr,
 
+    /// Accept only the partner API key in this file (first non-blank line) at device-server
+    /// and session-server; any other key gets bunq's 400 "User credentials are incorrect.
+    /// Incorrect API key or IP address.", so a rehearsal catches a mistyped key. Without it,
+    /// the key in BUNQ_API_KEY is the only one accepted when set; with neither, any key is.
+    #[arg(long, value_name = "PATH")]
+    pub api_key_file: Option<PathBuf>,
+
     #[command(flatten)]
     pub options: SimOptions,
+}
+
+impl SimulateArgs {
+    /// The key the simulator accepts: `--api-key-file`, else BUNQ_API_KEY, else any.
+    pub fn accepted_api_key(&self) -> Result<Option<ApiKey>, ApiKeyError> {
+        if let Some(path) = &self.api_key_file {
+            return read_key_file(path).map(Some);
+        }
+        Ok(std::env::var("BUNQ_API_KEY")
+            .ok()
+            .filter(|key| !key.trim().is_empty())
+            .map(|key| ApiKey::new(key.trim())))
+    }
 }
 
 /// The file beside `path` named after its stem: `beside("a/users.csv", "results.csv")` is
@@ -234,26 +255,61 @@ pub enum ApiKeyError {
     },
     #[error("the API key file {0} is empty")]
     Empty(PathBuf),
+    #[error(
+        "the API key file {0} is not text (UTF-8 or UTF-16); save the key as a plain text file"
+    )]
+    NotText(PathBuf),
 }
 
 /// The key from `--api-key-file` or BUNQ_API_KEY. Whatever goes wrong, the message never
 /// contains the key.
 pub fn load_api_key(api: &ApiArgs) -> Result<ApiKey, ApiKeyError> {
     if let Some(path) = &api.api_key_file {
-        let text = std::fs::read_to_string(path).map_err(|source| ApiKeyError::Unreadable {
-            path: path.clone(),
-            source,
-        })?;
-        let key = text.lines().next().unwrap_or("").trim();
-        if key.is_empty() {
-            return Err(ApiKeyError::Empty(path.clone()));
-        }
-        warn_if_readable_by_others(path);
-        return Ok(ApiKey::new(key));
+        return read_key_file(path);
     }
     match std::env::var("BUNQ_API_KEY") {
         Ok(key) if !key.trim().is_empty() => Ok(ApiKey::new(key.trim())),
         _ => Err(ApiKeyError::Missing),
+    }
+}
+
+/// The key in `path`, warning when others can read the file.
+fn read_key_file(path: &std::path::Path) -> Result<ApiKey, ApiKeyError> {
+    let bytes = std::fs::read(path).map_err(|source| ApiKeyError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let key = key_from_file_text(&bytes).map_err(|e| e.at(path))?;
+    warn_if_readable_by_others(path);
+    Ok(ApiKey::new(key))
+}
+
+/// What an editor may have wrapped around the key: a byte order mark (Notepad, also UTF-16),
+/// CRLF, blank lines or spaces. The key is the first non-blank line, trimmed.
+fn key_from_file_text(bytes: &[u8]) -> Result<String, KeyTextProblem> {
+    // Decoding as UTF-8 sniffs and strips a UTF-8 or UTF-16 BOM first.
+    let (text, _, malformed) = encoding_rs::UTF_8.decode(bytes);
+    if malformed {
+        return Err(KeyTextProblem::NotText);
+    }
+    text.lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .map(str::to_string)
+        .ok_or(KeyTextProblem::Empty)
+}
+
+enum KeyTextProblem {
+    Empty,
+    NotText,
+}
+
+impl KeyTextProblem {
+    fn at(self, path: &std::path::Path) -> ApiKeyError {
+        match self {
+            KeyTextProblem::Empty => ApiKeyError::Empty(path.to_path_buf()),
+            KeyTextProblem::NotText => ApiKeyError::NotText(path.to_path_buf()),
+        }
     }
 }
 
@@ -293,6 +349,27 @@ mod tests {
             beside(std::path::Path::new("users.results.csv"), "dry-run.csv"),
             PathBuf::from("users.results.dry-run.csv")
         );
+    }
+
+    #[test]
+    fn the_key_is_the_first_non_blank_line_of_the_file() {
+        let key = |bytes: &[u8]| key_from_file_text(bytes).ok();
+        let expected = Some("sandbox_key".to_string());
+        assert_eq!(key(b"sandbox_key\n"), expected);
+        assert_eq!(key(b"\xEF\xBB\xBFsandbox_key\r\n"), expected);
+        assert_eq!(key(b"\r\n\n  sandbox_key  \r\nsecond line\n"), expected);
+        assert_eq!(
+            key(b"\xFF\xFEs\0a\0n\0d\0b\0o\0x\0_\0k\0e\0y\0\r\0\n\0"),
+            expected
+        );
+        assert!(matches!(
+            key_from_file_text(b" \r\n\n"),
+            Err(KeyTextProblem::Empty)
+        ));
+        assert!(matches!(
+            key_from_file_text(b"\xC3(key"),
+            Err(KeyTextProblem::NotText)
+        ));
     }
 
     #[test]

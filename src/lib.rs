@@ -14,6 +14,8 @@
 //! - [`atomic_file`]: temp-file-and-rename replacement, mode 0600;
 //! - `paths`: the guard that keeps outputs from clobbering inputs; `lock`: one run per results
 //!   file;
+//! - [`output`]: stdout/stderr lines that a closed pipe drops instead of panicking;
+//! - [`spool`]: inputs readable only once (stdin, FIFOs) copied to a private temp file;
 //! - [`run`]: wiring a parsed command line to the above.
 
 pub mod atomic_file;
@@ -23,8 +25,10 @@ pub mod engine;
 pub mod input;
 pub mod ledger;
 pub(crate) mod lock;
+pub mod output;
 pub(crate) mod paths;
 pub mod report;
 pub mod run;
 pub mod sim;
+pub mod spool;
 pub mod status;

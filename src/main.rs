@@ -1,5 +1,6 @@
 //! The `bunq-onboard` binary: parse arguments, set up logging and the runtime, run, exit.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -19,7 +20,8 @@ fn main() -> ExitCode {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(|| bunq_onboard::output::LossyStderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -28,14 +30,19 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: could not start the async runtime: {e}");
+            bunq_onboard::output::stderr_line(&format!(
+                "error: could not start the async runtime: {e}"
+            ));
             return ExitCode::from(EXIT_FATAL);
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            bunq_onboard::output::stderr_line(&format!(
+                "error: {}",
+                bunq_onboard::output::error_chain(&error)
+            ));
             ExitCode::from(EXIT_FATAL)
         }
     }

@@ -165,7 +165,10 @@ impl Progress {
             && plain.last.is_none_or(|last| last.elapsed() >= plain.every)
         {
             plain.last = Some(Instant::now());
-            eprintln!("progress: {position}/{total} {}, {message}", plain.label);
+            crate::output::stderr_line(&format!(
+                "progress: {position}/{total} {}, {message}",
+                plain.label
+            ));
         }
     }
 

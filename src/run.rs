@@ -16,6 +16,7 @@ use crate::lock::lock_results;
 use crate::paths::{PathUse, check_distinct, check_ours_or_absent};
 use crate::report::shell_quote;
 use crate::sim::{SimOptions, Simulator};
+use crate::spool::{self, InputKind, SpoolError};
 
 /// Exit codes (README "Exit codes").
 pub const EXIT_OK: u8 = 0;
@@ -26,64 +27,54 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Provision(args) => provision(*args).await,
-        Command::Validate(args) => {
-            let mut uses = vec![PathUse::read("the input", &args.input)];
-            if let Some(errors) = &args.errors {
-                uses.push(PathUse::write("--errors", errors));
-            }
-            check_distinct(&uses)?;
-            if let Some(errors) = &args.errors {
-                check_ours_or_absent("--errors", errors, "an error file", &ERROR_FILE_COLUMNS)?;
-            }
-            let summary =
-                tokio::task::spawn_blocking(move || crate::input::run_validate(&args)).await??;
-            Ok(if summary.invalid == 0 {
-                EXIT_OK
-            } else {
-                EXIT_ROWS_FAILED
-            })
-        }
+        Command::Validate(args) => validate(args).await,
         Command::Status(args) => crate::status::run(*args, interrupt_on_signals()).await,
-        Command::Simulate(args) => {
+        Command::Simulate(mut args) => {
+            args.options.api_key = args.accepted_api_key()?;
             crate::sim::serve_until_signal(args.listen, args.options).await?;
             Ok(EXIT_OK)
         }
     }
 }
 
-/// A token cancelled by the first Ctrl-C (or SIGTERM). A second Ctrl-C exits at once with 130:
-/// every finished row is already flushed to the results file, and the next run reconciles the
-/// rows that were in flight.
+/// A token cancelled by the first Ctrl-C, SIGTERM or SIGHUP (the terminal closed). A second
+/// one exits at once with 130: every finished row is already flushed to the results file, and
+/// the next run reconciles the rows that were in flight.
 pub fn interrupt_on_signals() -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        eprintln!(
-            "\ninterrupted: finishing the rows in flight and writing the results (Ctrl-C again to quit at once)"
+        crate::output::stderr_line(
+            "\ninterrupted: finishing the rows in flight and writing the results (Ctrl-C again to quit at once)",
         );
         cancel.cancel();
         wait_for_signal().await;
-        eprintln!("interrupted twice: quitting now; rerun to continue, finished rows are saved");
+        crate::output::stderr_line(
+            "interrupted twice: quitting now; rerun to continue, finished rows are saved",
+        );
         std::process::exit(i32::from(EXIT_INTERRUPTED));
     });
     token
 }
 
+/// The next Ctrl-C, SIGTERM or SIGHUP. Each call listens anew, so the first signal is not
+/// seen again by the second call.
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut terminate = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
+        let (Ok(mut terminate), Ok(mut hangup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
         };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = terminate.recv() => {}
+            _ = hangup.recv() => {}
         }
     }
     #[cfg(not(unix))]
@@ -143,7 +134,62 @@ pub fn default_results_path(input: &Path) -> PathBuf {
     crate::cli::beside(input, "results.csv")
 }
 
+/// `validate`: the check runs on a blocking thread. Standard input or a FIFO is copied first;
+/// only then are signals taken over, so Ctrl-C on a plain file stops it as it always did.
+async fn validate(mut args: crate::input::ValidateArgs) -> anyhow::Result<u8> {
+    let mut uses = vec![PathUse::read("the input", &args.input)];
+    if let Some(errors) = &args.errors {
+        uses.push(PathUse::write("--errors", errors));
+    }
+    check_distinct(&uses)?;
+    if let Some(errors) = &args.errors {
+        check_ours_or_absent("--errors", errors, "an error file", &ERROR_FILE_COLUMNS)?;
+    }
+    let input = match spool::prepare(&args.input, wait_for_signal()).await {
+        Ok(input) => input,
+        Err(stopped @ SpoolError::Interrupted { .. }) => {
+            crate::output::stderr_line(&stopped.to_string());
+            return Ok(EXIT_INTERRUPTED);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    args.input = input.path.clone();
+    args.input_options.shown_as = Some(input.shown_as.clone());
+    let check = tokio::task::spawn_blocking(move || crate::input::run_validate(&args));
+    let summary = if input.kind.is_read_once() {
+        // The copy must not outlive the command, even when a signal ends it.
+        tokio::select! {
+            summary = check => summary??,
+            () = wait_for_signal() => {
+                drop(input);
+                crate::output::stderr_line("interrupted");
+                std::process::exit(i32::from(EXIT_INTERRUPTED));
+            }
+        }
+    } else {
+        check.await??
+    };
+    Ok(if summary.invalid == 0 {
+        EXIT_OK
+    } else {
+        EXIT_ROWS_FAILED
+    })
+}
+
 async fn provision(args: ProvisionArgs) -> anyhow::Result<u8> {
+    // Signals drain from the very start: one during registration lets the context file be
+    // written whole, and the engine then stops before its first row.
+    let interrupt = interrupt_on_signals();
+    let input_kind = InputKind::of(&args.input);
+    if input_kind.is_read_once() && args.results.is_none() {
+        anyhow::bail!(
+            "{} can be read only once, so there is no file to put the results beside: pass --results PATH (and the same --results when you feed the input again to continue)",
+            match input_kind {
+                InputKind::StandardInput => "standard input (-)".to_string(),
+                _ => format!("{} (not a regular file)", args.input.display()),
+            }
+        );
+    }
     let results = args
         .results
         .clone()
@@ -171,7 +217,6 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<u8> {
     if let Some(errors) = &args.errors {
         uses.push(PathUse::write("--errors", errors));
     }
-
     if let Some(key_file) = &args.api.api_key_file {
         uses.push(PathUse::read("--api-key-file", key_file));
     }
@@ -189,6 +234,16 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<u8> {
     }
     // Held until this function returns: the run, compaction and the summary included.
     let _lock = lock_results(dry_run_file.as_deref().unwrap_or(&results))?;
+    let input = match spool::prepare(&args.input, interrupt.cancelled()).await {
+        Ok(input) => input,
+        Err(stopped @ SpoolError::Interrupted { .. }) => {
+            crate::output::stderr_line(&stopped.to_string());
+            return Ok(EXIT_INTERRUPTED);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut input_options = args.input_options.clone();
+    input_options.shown_as = Some(input.shown_as.clone());
     let (client, simulator) = if need_client {
         let (client, simulator) = connect(&args.api, args.simulate).await?;
         (Some(client), simulator)
@@ -196,8 +251,8 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<u8> {
         (None, None)
     };
     let options = EngineOptions {
-        input: args.input.clone(),
-        input_options: args.input_options.clone(),
+        input: input.path.clone(),
+        input_options,
         results: results.clone(),
         errors: args.errors.clone(),
         excel_safe: args.excel_safe,
@@ -214,24 +269,25 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<u8> {
         quiet: args.quiet,
         dry_run: args.dry_run,
         show_payloads: args.show_payloads,
-        rerun_command: rerun_command(&results),
+        rerun_command: rerun_command(&results, input.kind),
     };
-    let interrupt = interrupt_on_signals();
     let summary = engine::run(client, options, interrupt).await?;
+    drop(input);
     if let Some(simulator) = simulator {
         simulator.shutdown().await;
     }
     if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
+        crate::output::stdout_line(&serde_json::to_string(&summary)?);
     } else if !args.quiet || summary.exit_code() != EXIT_OK {
-        eprint!("{}", summary.to_text());
+        crate::output::stderr(&summary.to_text());
     }
     Ok(summary.exit_code())
 }
 
 /// The same command line with `--results` spelled out, so a rerun always finds the file.
-/// The API key is never on the command line, so echoing it is safe.
-fn rerun_command(results: &Path) -> String {
+/// The API key is never on the command line, so echoing it is safe. An input that could be
+/// read only once gets a shell comment saying it must be given again.
+fn rerun_command(results: &Path, input: InputKind) -> String {
     let mut words = vec!["bunq-onboard".to_string()];
     let args = std::env::args().skip(1);
     let mut has_results = false;
@@ -244,6 +300,13 @@ fn rerun_command(results: &Path) -> String {
     if !has_results {
         words.push("--results".into());
         words.push(shell_quote(&results.to_string_lossy()));
+    }
+    match input {
+        InputKind::RegularFile => {}
+        InputKind::StandardInput => {
+            words.push("# feed the same users on standard input again".into());
+        }
+        InputKind::Stream => words.push("# give the same input again: it was a pipe".into()),
     }
     words.join(" ")
 }

@@ -38,7 +38,7 @@ impl Environment {
 }
 
 /// The partner API key. Never printed: `Debug` and `Display` are redacted.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);
 
 impl ApiKey {
@@ -75,13 +75,19 @@ pub enum ConnectError {
 }
 
 /// Checks a base URL: https anywhere, plain http only to a loopback host (the simulator), so
-/// no key or customer data leaves the machine unencrypted.
+/// no key or customer data leaves the machine unencrypted. A user name or password in the URL
+/// is refused (it would go out as Basic auth and into the context file) and never echoed.
 pub fn check_base_url(url: &str) -> Result<String, ConnectError> {
     let bad = |reason: &str| ConnectError::BadBaseUrl {
-        url: url.to_string(),
+        url: without_user_info(url),
         reason: reason.to_string(),
     };
     let parsed = Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(bad(
+            "it must not carry a user name or password (user:password@): bunq authenticates with the API key only; remove them, and change that password if it was real",
+        ));
+    }
     match parsed.scheme() {
         "https" => {}
         "http" => {
@@ -103,6 +109,17 @@ pub fn check_base_url(url: &str) -> Result<String, ConnectError> {
         return Err(bad("it must not carry a query or fragment"));
     }
     Ok(url.trim_end_matches('/').to_string())
+}
+
+/// `url` with anything before an `@` in its authority replaced by `***`, for messages.
+fn without_user_info(url: &str) -> String {
+    let authority_start = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[authority_start..];
+    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_len].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..authority_start], &rest[at..]),
+        None => url.to_string(),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -819,6 +836,20 @@ mod tests {
         assert!(check_base_url("http://10.0.0.1/v1").is_err());
         assert!(check_base_url("http://api.bunq.com/v1").is_err());
         assert!(check_base_url("ftp://x/v1").is_err());
+    }
+
+    #[test]
+    fn base_url_with_user_info_is_refused_without_echoing_it() {
+        for url in [
+            "http://user:hunter2@127.0.0.1:8080/v1",
+            "https://user:hunter2@partner-api.sandbox.bunq.com/v1",
+            "https://user:hunter2@bad host/v1",
+            "https://hunter2@partner-api.sandbox.bunq.com/v1",
+        ] {
+            let message = check_base_url(url).unwrap_err().to_string();
+            assert!(!message.contains("hunter2"), "{message}");
+            assert!(message.contains("***@"), "{message}");
+        }
     }
 
     #[test]

@@ -126,6 +126,7 @@ impl ContextStore {
                 });
             }
         };
+        tighten_if_shared(path)?;
         let context: StoredContext =
             serde_json::from_str(&text).map_err(|e| ContextError::Corrupt {
                 path: path.clone(),
@@ -144,6 +145,16 @@ impl ContextStore {
                 found: context.base_url,
                 expected: base_url.to_string(),
             });
+        }
+        if context.api_key_fingerprint != fingerprint && context.device_id.is_none() {
+            // bunq refused that key at device-server (a typo, a revoked key): the installation
+            // binds no key and no device, so registering anew loses nothing, while refusing
+            // would leave the corrected key locked out by the mistyped one.
+            tracing::warn!(
+                "the context file {} is from a registration with another API key that never got past device-server; registering anew",
+                path.display()
+            );
+            return Ok(None);
         }
         if context.api_key_fingerprint != fingerprint {
             return Err(ContextError::Mismatch {
@@ -170,6 +181,36 @@ impl ContextStore {
             .map_err(|e| write_error(std::io::Error::other(e)))?;
         crate::atomic_file::replace(path, |mut file| file.write_all(&json)).map_err(write_error)
     }
+}
+
+/// A context file others can read (copied with `cp`, restored from a backup, made by hand) is
+/// set back to 0600: it holds our private key and live tokens.
+#[cfg(unix)]
+fn tighten_if_shared(path: &std::path::Path) -> Result<(), ContextError> {
+    use std::os::unix::fs::PermissionsExt;
+    let write_error = |source| ContextError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mode = std::fs::metadata(path)
+        .map_err(write_error)?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(write_error)?;
+        tracing::warn!(
+            "the context file {} could be read by other users (mode {:o}); it is now 0600. It holds tokens and a private key: if others may have copied it, delete it to register anew",
+            path.display(),
+            mode & 0o777
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn tighten_if_shared(_path: &std::path::Path) -> Result<(), ContextError> {
+    Ok(())
 }
 
 pub fn unix_now() -> u64 {
@@ -219,7 +260,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ctx.json");
         let store = ContextStore::File(path.clone());
-        store.save(&sample()).unwrap();
+        let mut registered = sample();
+        registered.device_id = Some(7);
+        store.save(&registered).unwrap();
         let before = std::fs::read(&path).unwrap();
         let err = store
             .load("https://example.test/v1", "sha256:bb")
@@ -230,6 +273,15 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("another bunq URL"), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn a_registration_refused_at_device_server_does_not_lock_out_the_next_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContextStore::File(dir.path().join("ctx.json"));
+        store.save(&sample()).unwrap();
+        let loaded = store.load("https://example.test/v1", "sha256:bb").unwrap();
+        assert!(loaded.is_none(), "no device was ever bound: register anew");
     }
 
     #[test]

@@ -193,10 +193,10 @@ impl Worker {
         let shown = self.payloads_shown.fetch_add(1, Ordering::Relaxed);
         if (shown as usize) < self.options.show_payloads {
             let body = request_for(user).to_body(self.options.body_format);
-            println!(
+            crate::output::stdout_line(&format!(
                 "POST /v1/partner-user-provision {}",
                 String::from_utf8_lossy(&body)
-            );
+            ));
         }
     }
 

@@ -10,7 +10,7 @@ use super::{InputError, InputOptions, Rule, UserReader};
 /// `bunq-onboard validate INPUT`: the whole file, no request, no key.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ValidateArgs {
-    /// The users CSV to check
+    /// The users CSV to check; `-` reads standard input
     pub input: PathBuf,
     #[command(flatten)]
     pub input_options: InputOptions,
@@ -124,7 +124,11 @@ pub fn run_validate_to(
         other => (other as char).to_string(),
     };
     let summary = ValidateSummary {
-        input: args.input.clone(),
+        input: args
+            .input_options
+            .shown_as
+            .clone()
+            .unwrap_or_else(|| args.input.clone()),
         delimiter,
         rows,
         valid: rows - invalid,

@@ -97,10 +97,15 @@ pub(super) struct DecodedInput {
 }
 
 /// Opens `path`, strips a UTF-8 BOM, transcodes Windows-1252 or a UTF-16 file
-/// (recognised by its BOM) to UTF-8, and reads the header line for sniffing.
-pub(super) fn open_decoded(path: &Path, encoding: Encoding) -> Result<DecodedInput, InputError> {
+/// (recognised by its BOM) to UTF-8, and reads the header line for sniffing. Errors name the
+/// input `shown_as`.
+pub(super) fn open_decoded(
+    path: &Path,
+    shown_as: &Path,
+    encoding: Encoding,
+) -> Result<DecodedInput, InputError> {
     let open_error = |source| InputError::Open {
-        path: path.to_owned(),
+        path: shown_as.to_owned(),
         source,
     };
     let file = File::open(path).map_err(open_error)?;

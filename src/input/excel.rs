@@ -48,6 +48,24 @@ fn is_own_column(header: &str) -> bool {
     header.eq_ignore_ascii_case(LINE_COLUMN) || header.eq_ignore_ascii_case(ERROR_COLUMN)
 }
 
+/// Creates (or truncates) `path` with mode 0600: the error file holds the same personal data
+/// as the 0600 results file. An existing file keeps its inode (a link stays a link) but loses
+/// any access for group and others.
+fn create_private(path: &Path) -> io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let file = options.open(path)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    options.open(path)
+}
+
 /// The error file: the original header plus `line` and `error`, then every
 /// invalid row with its original cells unchanged. A `line`/`error` column
 /// already in the input (an error file fed back) is replaced, not repeated.
@@ -67,7 +85,7 @@ impl ErrorFileWriter {
         delimiter: u8,
         excel_safe: bool,
     ) -> io::Result<Self> {
-        let file = File::create(path)?;
+        let file = create_private(path)?;
         let writer = csv::WriterBuilder::new()
             .delimiter(delimiter)
             .flexible(true)

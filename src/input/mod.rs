@@ -59,6 +59,10 @@ pub struct InputOptions {
     /// Region used to read phone numbers written without a country code, e.g. NL for 0612345678
     #[arg(long, value_name = "REGION")]
     pub default_region: Option<String>,
+    /// How messages name the input when the file read is not the one given: a copy of
+    /// standard input is read from a temporary file but called "standard input".
+    #[arg(skip)]
+    pub shown_as: Option<PathBuf>,
 }
 
 /// Character encoding of the input file.

@@ -12,7 +12,10 @@ use super::{InputError, InputOptions, InputRow};
 
 /// Streaming reader and validator of a users CSV.
 pub struct UserReader {
+    /// The input as messages name it (see `InputOptions::shown_as`).
     path: PathBuf,
+    /// The file actually read, reopened to locate bad UTF-8.
+    read_path: PathBuf,
     csv: csv::Reader<LineBreakTracker<Box<dyn Read + Send>>>,
     headers: csv::StringRecord,
     delimiter: u8,
@@ -47,7 +50,9 @@ impl UserReader {
             .transpose()?;
         let forced_delimiter = options.delimiter.map(check_delimiter).transpose()?;
 
-        let decoded = dialect::open_decoded(path, options.encoding)?;
+        let read_path = path;
+        let path = options.shown_as.as_deref().unwrap_or(read_path);
+        let decoded = dialect::open_decoded(read_path, path, options.encoding)?;
         let delimiter = forced_delimiter.unwrap_or_else(|| sniff_delimiter(&decoded.header_prefix));
         let source: Box<dyn Read + Send> =
             Box::new(Cursor::new(decoded.header_prefix).chain(decoded.rest));
@@ -60,6 +65,7 @@ impl UserReader {
 
         let mut reader = UserReader {
             path: path.to_owned(),
+            read_path: read_path.to_owned(),
             csv,
             headers: csv::StringRecord::new(),
             delimiter,
@@ -184,7 +190,7 @@ impl UserReader {
                 });
                 let record_start = record_byte + self.skipped_prefix;
                 let exact = if self.offsets_are_file_offsets {
-                    locate_invalid_utf8(&self.path, record_start, record_line)
+                    locate_invalid_utf8(&self.read_path, record_start, record_line)
                 } else {
                     None
                 };

@@ -16,7 +16,6 @@ pub mod state;
 #[cfg(test)]
 mod tests;
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -159,18 +158,15 @@ impl Drop for Simulator {
 /// a short human line on stderr, then serve until Ctrl-C or SIGTERM.
 pub async fn serve_until_signal(listen: SocketAddr, options: SimOptions) -> anyhow::Result<()> {
     let sim = Simulator::start(listen, options).await?;
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{}", sim.base_url())?;
-        out.flush()?;
-    }
-    eprintln!(
+    // Scripts read the URL from the first line; without a reader it is still on stderr.
+    crate::output::stdout_line(&sim.base_url());
+    crate::output::stderr_line(&format!(
         "bunq partner API simulator listening on {} (stats: http://{}/_sim/stats); Ctrl-C to stop",
         sim.base_url(),
         sim.addr()
-    );
+    ));
     wait_for_signal().await?;
-    eprintln!("bunq simulator stopping");
+    crate::output::stderr_line("bunq simulator stopping");
     sim.shutdown().await;
     Ok(())
 }

@@ -195,6 +195,12 @@ pub struct SimOptions {
     /// clients the order of requests still varies).
     #[arg(long, value_name = "SEED")]
     pub seed: Option<u64>,
+
+    /// The only partner API key device-server and session-server accept, as bunq accepts only
+    /// the account's key: set by `simulate` from --api-key-file or BUNQ_API_KEY. `None`
+    /// accepts any key (the in-process simulator of `provision --simulate`).
+    #[arg(skip)]
+    pub api_key: Option<crate::bunq::ApiKey>,
 }
 
 impl Default for SimOptions {
@@ -224,6 +230,7 @@ impl Default for SimOptions {
             stall_ms: 30_000,
             corrupt_signature_rate: 0.0,
             seed: None,
+            api_key: None,
         }
     }
 }

@@ -510,11 +510,21 @@ fn installation(sh: &Shared, body: &[u8]) -> Result<Outcome, ApiError> {
     ))
 }
 
+/// With a key configured, any other key is refused the way bunq refuses a wrong key or IP
+/// (bunq-api.md §1.3/§5.3), so a rehearsal catches a mistyped key.
+fn check_api_key(sh: &Shared, secret: &str) -> Result<(), ApiError> {
+    match &sh.opts.api_key {
+        Some(expected) if expected.expose() != secret => Err(err(400, TXT_BAD_CREDENTIALS)),
+        _ => Ok(()),
+    }
+}
+
 /// bunq-api.md §1.3: `POST /device-server` binds the API key (`secret`) to the installation.
 fn device_server(sh: &Shared, caller: &Caller, body: &[u8]) -> Result<Outcome, ApiError> {
     let m = json_object(body)?;
     required_str(&m, "description")?;
     let secret = required_str(&m, "secret")?.to_string();
+    check_api_key(sh, &secret)?;
     if let Some(ips) = m.get("permitted_ips")
         && !ips
             .as_array()
@@ -542,6 +552,7 @@ fn device_server(sh: &Shared, caller: &Caller, body: &[u8]) -> Result<Outcome, A
 fn session_server(sh: &Shared, caller: &Caller, body: &[u8]) -> Result<Outcome, ApiError> {
     let m = json_object(body)?;
     let secret = m.get("secret").and_then(Value::as_str).unwrap_or_default();
+    check_api_key(sh, secret)?;
     let mut w = sh.lock();
     let bound = w
         .installations

@@ -567,10 +567,10 @@ pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Resu
         .map(|(uuid, id)| RowState::new(uuid, id))
         .collect();
     if rows.is_empty() && !args.quiet {
-        eprintln!(
+        crate::output::stderr_line(&format!(
             "{} has no provisioned rows; nothing to follow",
             args.results.display()
-        );
+        ));
     }
     let (client, _no_simulator) = crate::run::connect(&args.api, false).await?;
     let pacer = Pacer::new(Some(args.rate.unwrap_or(DEFAULT_GET_RATE)).filter(|r| *r > 0.0));
@@ -641,9 +641,9 @@ pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Resu
         exit_code: exit_code(&counts, args.watch, interrupted),
     };
     if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
+        crate::output::stdout_line(&serde_json::to_string(&summary)?);
     } else if !args.quiet || summary.exit_code != EXIT_OK {
-        eprint!("{}", summary.to_text());
+        crate::output::stderr(&summary.to_text());
     }
     Ok(summary.exit_code)
 }

@@ -9,6 +9,8 @@
 //! - `files`: input dialects, the error file round trip, dry run;
 //! - `guards`: the operator's slips: outputs onto inputs, two runs at once, fed-back error
 //!   files, foreign results files, broken quoting, old line ends;
+//! - `operator`: the operator's slips: stdin and FIFOs, closed pipes, SIGHUP/SIGTERM, file
+//!   modes, credentials in URLs, key files, the simulator's key check;
 //! - `status`: following provisions to the finish.
 
 mod support;
@@ -17,5 +19,6 @@ mod client;
 mod faults;
 mod files;
 mod guards;
+mod operator;
 mod provision;
 mod status;

@@ -23,9 +23,23 @@ pub struct Sim {
 
 impl Sim {
     /// Starts a simulator with the given flags. Tests that do not test rate limits pass
-    /// `--no-rate-limits` themselves; nothing is implied here.
+    /// `--no-rate-limits` themselves; nothing is implied here. It accepts any API key, even
+    /// when the shell running the tests has a BUNQ_API_KEY of its own.
     pub fn start(args: &[&str]) -> Sim {
-        let mut child = Command::new(binary())
+        let mut command = Command::new(binary());
+        command.env_remove("BUNQ_API_KEY");
+        Sim::spawn(command, args)
+    }
+
+    /// A simulator that accepts only `key` (given in its BUNQ_API_KEY, as an operator would).
+    pub fn start_with_key(args: &[&str], key: &str) -> Sim {
+        let mut command = Command::new(binary());
+        command.env("BUNQ_API_KEY", key);
+        Sim::spawn(command, args)
+    }
+
+    fn spawn(mut command: Command, args: &[&str]) -> Sim {
+        let mut child = command
             .arg("simulate")
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
