@@ -85,20 +85,33 @@ pub async fn prepare(path: &Path, stop: impl Future<Output = ()>) -> Result<Inpu
     if kind == InputKind::StandardInput && io::stdin().is_terminal() {
         crate::output::stderr_line("reading users from standard input (end with Ctrl-D)");
     }
+    let copy_error = |source| SpoolError::Copy {
+        shown: shown.clone(),
+        source,
+    };
+    // Created here, not on the copying thread, so that an interrupted copy is deleted when
+    // this function returns. tempfile creates it 0600: it holds the input's personal data.
+    let copy = tempfile::Builder::new()
+        .prefix(".bunq-onboard-input-")
+        .tempfile()
+        .map_err(copy_error)?;
+    let mut target = copy.as_file().try_clone().map_err(copy_error)?;
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let (source, name) = (path.to_path_buf(), shown.clone());
     // A plain thread, not the runtime's blocking pool: a read that never returns must not
     // keep the process alive after the run gave up on it.
     std::thread::spawn(move || {
-        let _ = sender.send(copy_to_private_file(&source, kind, &name));
+        let _ = sender.send(copy_input(&source, kind, &name, &mut target));
     });
-    let copy = tokio::select! {
-        copied = receiver => copied.unwrap_or_else(|_| Err(SpoolError::Copy {
-            shown: shown.clone(),
-            source: io::Error::other("the copying thread ended early"),
-        }))?,
+    let bytes = tokio::select! {
+        copied = receiver => copied.unwrap_or_else(|_| Err(copy_error(
+            io::Error::other("the copying thread ended early"),
+        )))?,
         () = stop => return Err(SpoolError::Interrupted { shown }),
     };
+    if bytes == 0 {
+        return Err(SpoolError::Empty { shown });
+    }
     Ok(Input {
         path: copy.path().to_path_buf(),
         shown_as,
@@ -107,41 +120,31 @@ pub async fn prepare(path: &Path, stop: impl Future<Output = ()>) -> Result<Inpu
     })
 }
 
-fn copy_to_private_file(
+/// Copies the whole input into `target`; returns the bytes copied. Opening a FIFO blocks
+/// until its writer shows up, so that happens here too, on the copying thread.
+fn copy_input(
     path: &Path,
     kind: InputKind,
     shown: &str,
-) -> Result<tempfile::NamedTempFile, SpoolError> {
-    let copy_error = |source| SpoolError::Copy {
-        shown: shown.to_string(),
-        source,
-    };
+    target: &mut File,
+) -> Result<u64, SpoolError> {
     let read_error = |source| SpoolError::Read {
         shown: shown.to_string(),
         source,
     };
-    // tempfile creates 0600 files on Unix: the copy holds the same personal data as the input.
-    let mut copy = tempfile::Builder::new()
-        .prefix(".bunq-onboard-input-")
-        .tempfile()
-        .map_err(copy_error)?;
     let copied = if kind == InputKind::StandardInput {
-        copy_all(&mut io::stdin().lock(), copy.as_file_mut())
+        copy_all(&mut io::stdin().lock(), target)
     } else {
         let mut source = File::open(path).map_err(read_error)?;
-        copy_all(&mut source, copy.as_file_mut())
+        copy_all(&mut source, target)
     };
-    let bytes = match copied {
-        Ok(bytes) => bytes,
-        Err(CopyFailure::Read(source)) => return Err(read_error(source)),
-        Err(CopyFailure::Write(source)) => return Err(copy_error(source)),
-    };
-    if bytes == 0 {
-        return Err(SpoolError::Empty {
+    copied.map_err(|failure| match failure {
+        CopyFailure::Read(source) => read_error(source),
+        CopyFailure::Write(source) => SpoolError::Copy {
             shown: shown.to_string(),
-        });
-    }
-    Ok(copy)
+            source,
+        },
+    })
 }
 
 enum CopyFailure {

@@ -124,9 +124,18 @@ fn regression_provision_dash_reads_standard_input_and_requires_results() {
     let results = results_flag(&work);
     let mut args: Vec<&str> = results.iter().map(String::as_str).collect();
     args.push("--quiet");
-    let output = run_with_stdin(provision_as_typed(&work, &sim, "-", &args), &users);
+    let private_temp = work.path("tmp");
+    std::fs::create_dir(&private_temp).unwrap();
+    let mut command = provision_as_typed(&work, &sim, "-", &args);
+    command.env("TMPDIR", &private_temp);
+    let output = run_with_stdin(command, &users);
     assert_eq!(code(&output), 0, "{}", text(&output));
     assert_all_provisioned_exactly_once(&work, &sim, 12);
+    assert_eq!(
+        std::fs::read_dir(&private_temp).unwrap().count(),
+        0,
+        "the copy of standard input is deleted after the run"
+    );
 
     // Fed again, as the rerun command says: nothing is sent twice.
     let again = run_with_stdin(provision_as_typed(&work, &sim, "-", &args), &users);
@@ -278,7 +287,10 @@ fn regression_sigterm_ends_a_run_waiting_on_a_silent_fifo() {
     let fifo = make_fifo(&work, "users.fifo");
     let results = results_flag(&work);
     let args: Vec<&str> = results.iter().map(String::as_str).collect();
+    let private_temp = work.path("tmp");
+    std::fs::create_dir(&private_temp).unwrap();
     let mut child = provision_as_typed(&work, &sim, fifo.to_str().unwrap(), &args)
+        .env("TMPDIR", &private_temp)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -300,6 +312,11 @@ fn regression_sigterm_ends_a_run_waiting_on_a_silent_fifo() {
     assert_eq!(exit, 130, "{stderr}");
     assert!(stderr.contains("nothing was sent"), "{stderr}");
     assert_eq!(sim.stat("provision_posts"), 0);
+    assert_eq!(
+        std::fs::read_dir(&private_temp).unwrap().count(),
+        0,
+        "the unfinished copy is deleted"
+    );
 }
 
 #[test]
