@@ -42,19 +42,41 @@ impl<'a> PathUse<'a> {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "{writer} and {other} are the same file ({path}): writing {writer} would destroy {other}. \
-     Nothing was written; pass another path for {writer}"
-)]
-pub struct PathClash {
-    pub writer: &'static str,
-    pub other: &'static str,
-    pub path: PathBuf,
+pub enum PathClash {
+    #[error(
+        "{writer} and {other} are the same file ({path}): writing {writer} would destroy \
+         {other}. Nothing was written; pass another path for {writer}"
+    )]
+    SameFile {
+        writer: &'static str,
+        other: &'static str,
+        path: PathBuf,
+    },
+    #[error("{name} {path}: the folder {folder} does not exist. Nothing was written")]
+    NoFolder {
+        name: &'static str,
+        path: PathBuf,
+        folder: PathBuf,
+    },
 }
 
-/// Refuses the first pair of uses that name one file where at least one of them writes it.
-/// `-` (standard input) names no file and is skipped.
+/// Refuses the first pair of uses that name one file where at least one of them writes it,
+/// and a file to write in a folder that does not exist (found now, not after registering
+/// and looking rows up). `-` (standard input) names no file and is skipped.
 pub fn check_distinct(uses: &[PathUse<'_>]) -> Result<(), PathClash> {
+    for used in uses.iter().filter(|u| u.access == Access::Write) {
+        let folder = match used.path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        if !folder.is_dir() {
+            return Err(PathClash::NoFolder {
+                name: used.name,
+                path: used.path.to_path_buf(),
+                folder: folder.to_path_buf(),
+            });
+        }
+    }
     let identities: Vec<Option<Identity>> = uses.iter().map(|u| Identity::of(u.path)).collect();
     for (i, first) in uses.iter().enumerate() {
         for (j, second) in uses.iter().enumerate().skip(i + 1) {
@@ -71,7 +93,7 @@ pub fn check_distinct(uses: &[PathUse<'_>]) -> Result<(), PathClash> {
                 } else {
                     (first, second)
                 };
-                return Err(PathClash {
+                return Err(PathClash::SameFile {
                     writer: writer.name,
                     other: other.name,
                     path: a.canonical.clone(),
@@ -233,7 +255,17 @@ mod tests {
             PathUse::write("--errors", &dotted),
         ])
         .unwrap_err();
-        assert_eq!((clash.writer, clash.other), ("--errors", "the input"));
+        assert!(
+            matches!(
+                clash,
+                PathClash::SameFile {
+                    writer: "--errors",
+                    other: "the input",
+                    ..
+                }
+            ),
+            "{clash:?}"
+        );
         assert!(clash.to_string().contains("--errors and the input"));
     }
 
@@ -248,7 +280,17 @@ mod tests {
             PathUse::write("--errors", &b),
         ])
         .unwrap_err();
-        assert_eq!((clash.writer, clash.other), ("--errors", "--results"));
+        assert!(
+            matches!(
+                clash,
+                PathClash::SameFile {
+                    writer: "--errors",
+                    other: "--results",
+                    ..
+                }
+            ),
+            "{clash:?}"
+        );
     }
 
     #[cfg(unix)]
@@ -309,6 +351,21 @@ mod tests {
                 .contains("is not a status file (its first line is \"email,name\")"),
             "{foreign}"
         );
+    }
+
+    #[test]
+    fn a_file_to_write_in_a_missing_folder_is_refused_up_front() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no-such-folder/results.csv");
+        let refused = check_distinct(&[PathUse::write("--results", &missing)]).unwrap_err();
+        assert!(matches!(
+            refused,
+            PathClash::NoFolder {
+                name: "--results",
+                ..
+            }
+        ));
+        check_distinct(&[PathUse::write("--results", Path::new("relative.csv"))]).unwrap();
     }
 
     #[test]

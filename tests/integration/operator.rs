@@ -456,8 +456,8 @@ fn regression_error_file_is_owner_only() {
     let mut csv = users_csv(3);
     csv.push_str("00000000-0000-4000-8000-0000000000ff,not-an-email,Bad\n");
     work.write("users.csv", &csv);
-    // An error file left 0644 by an earlier tool loses group/other access too.
-    let errors = work.write("errors.csv", "old");
+    // An error file left 0644 by an earlier version loses group/other access too.
+    let errors = work.write("errors.csv", "external_uuid,email,name,line,error\n");
     set_mode(&errors, 0o644);
     let output = work.provision(
         &sim,
