@@ -28,7 +28,9 @@
 
 mod command;
 mod dialect;
+mod email;
 mod excel;
+mod phone;
 mod reader;
 #[cfg(test)]
 mod reader_tests;
@@ -269,7 +271,7 @@ impl serde::Serialize for Rule {
 }
 
 /// Why one row is invalid. `Display` is the one-line message, e.g.
-/// `email: "jan@@example" is not a valid email address` (column, rule, value).
+/// `email: "jan@exa_mple.com" contains "_" (U+005F) after the @; …` (column, value, rule).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowProblem {
     /// The header name of the offending column as written in the file (trimmed).
