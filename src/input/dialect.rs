@@ -56,8 +56,9 @@ pub(super) fn check_delimiter(delimiter: u8) -> Result<u8, InputError> {
 }
 
 /// The most frequent candidate delimiter outside quotes in `header_line`;
-/// comma when none occurs (a one-column file).
-pub(super) fn sniff_delimiter(header_line: &[u8]) -> u8 {
+/// comma when none occurs (a one-column file). Also how our own results file is
+/// read back after a spreadsheet re-saved it (`ledger`).
+pub(crate) fn sniff_delimiter(header_line: &[u8]) -> u8 {
     let mut counts = [0usize; CANDIDATE_DELIMITERS.len()];
     let mut in_quotes = false;
     for &byte in header_line {
@@ -103,6 +104,15 @@ pub(super) fn open_decoded(path: &Path, encoding: Encoding) -> Result<DecodedInp
         path: path.to_owned(),
         source,
     };
+    if encoding == Encoding::Latin1
+        && let Some((line, text)) = utf8_text_sample(path).map_err(open_error)?
+    {
+        return Err(InputError::Utf8ReadAsLatin1 {
+            path: path.to_owned(),
+            line,
+            text,
+        });
+    }
     let file = File::open(path).map_err(open_error)?;
     let mut raw = BufReader::with_capacity(64 * 1024, file);
     let head = raw.fill_buf().map_err(open_error)?;
@@ -140,6 +150,43 @@ pub(super) fn open_decoded(path: &Path, encoding: Encoding) -> Result<DecodedInp
         skipped_prefix,
         offsets_are_file_offsets,
     })
+}
+
+/// How much of a file `--encoding latin1` looks at before believing it.
+const ENCODING_SAMPLE_BYTES: u64 = 4 << 20;
+
+/// The first line with non-ASCII text (line number, the line) when the start of the file
+/// (up to [`ENCODING_SAMPLE_BYTES`]) is valid UTF-8 with non-ASCII text: such a file is
+/// UTF-8 (Windows-1252 text almost never forms valid multi-byte UTF-8), and reading it as
+/// latin1 would send `ZoÃ« MÃ¼ller` to bunq. `None` for ASCII-only or non-UTF-8 starts.
+fn utf8_text_sample(path: &Path) -> io::Result<Option<(u64, String)>> {
+    let mut sample = Vec::new();
+    File::open(path)?
+        .take(ENCODING_SAMPLE_BYTES)
+        .read_to_end(&mut sample)?;
+    let sample = sample.strip_prefix(UTF8_BOM).unwrap_or(&sample);
+    let text = match std::str::from_utf8(sample) {
+        Ok(text) => text,
+        // Cut mid-character by the sample limit: the part before is what counts.
+        Err(error) if error.error_len().is_none() => {
+            std::str::from_utf8(&sample[..error.valid_up_to()]).unwrap_or_default()
+        }
+        Err(_) => return Ok(None),
+    };
+    Ok(text
+        .lines()
+        .zip(1u64..)
+        .find(|(line, _)| !line.is_ascii())
+        .map(|(line, number)| (number, first_non_ascii_word(line).to_owned())))
+}
+
+/// The word (between spaces, quotes and delimiters) holding the first non-ASCII character.
+fn first_non_ascii_word(line: &str) -> &str {
+    let at = line.find(|c: char| !c.is_ascii()).unwrap_or(0);
+    let is_break = |c: char| c.is_ascii_whitespace() || "\",;|".contains(c);
+    let start = line[..at].rfind(is_break).map_or(0, |i| i + 1);
+    let end = line[at..].find(is_break).map_or(line.len(), |i| at + i);
+    &line[start..end]
 }
 
 /// Reads up to and including the first newline outside quotes (capped), so
@@ -292,6 +339,35 @@ mod tests {
         assert_eq!(sniff_delimiter(b""), b',');
         // Only the first line counts.
         assert_eq!(sniff_delimiter(b"a;b\nc,d,e,f\n"), b';');
+    }
+
+    #[test]
+    fn utf8_text_is_recognised_before_it_is_read_as_latin1() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, bytes: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            path
+        };
+        let utf8 = write(
+            "utf8.csv",
+            "email,name\na@example.com,Zoë Müller\n".as_bytes(),
+        );
+        assert_eq!(
+            utf8_text_sample(&utf8).unwrap(),
+            Some((2, "Zoë".to_owned()))
+        );
+        let latin1 = write("latin1.csv", b"email,name\na@example.com,Zo\xEB\n");
+        assert_eq!(utf8_text_sample(&latin1).unwrap(), None);
+        let ascii = write("ascii.csv", b"email,name\na@example.com,Zoe\n");
+        assert_eq!(utf8_text_sample(&ascii).unwrap(), None);
+        let error = open_decoded(&utf8, Encoding::Latin1).err().unwrap();
+        assert!(matches!(
+            error,
+            InputError::Utf8ReadAsLatin1 { line: 2, .. }
+        ));
+        assert!(open_decoded(&latin1, Encoding::Latin1).is_ok());
+        assert!(open_decoded(&ascii, Encoding::Latin1).is_ok());
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub use command::{
     ProblemExample, RuleCount, ValidateArgs, ValidateSummary, run_validate, run_validate_to,
 };
 pub use dialect::parse_delimiter;
+pub(crate) use dialect::sniff_delimiter;
 pub use excel::{ErrorFileWriter, excel_escape, excel_unescape};
 pub use reader::UserReader;
 pub use validate::{DuplicateRecord, EXTERNAL_UUID_NAMESPACE, derive_external_uuid};
@@ -336,6 +337,15 @@ pub enum InputError {
         path: PathBuf,
         line: u64,
         byte_offset: u64,
+    },
+    #[error(
+        "{path} is UTF-8, but --encoding latin1 was given, which would turn {text:?} on line {line} into mojibake (\"Zoë\" becomes \"ZoÃ«\") and send that to bunq; drop --encoding latin1 (UTF-8 is the default)"
+    )]
+    Utf8ReadAsLatin1 {
+        path: PathBuf,
+        line: u64,
+        /// The first word with non-ASCII text, not the whole line (it holds personal data).
+        text: String,
     },
     #[error(
         "--default-region {value:?} is not a known region; use a two-letter country code such as NL, DE or BE"

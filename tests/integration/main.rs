@@ -7,7 +7,8 @@
 //! - `provision`: the end-to-end CSV run, results contract, resume (issue: provision a CSV);
 //! - `faults`: exactly-once under faults, crashes and Ctrl-C;
 //! - `files`: input dialects, the error file round trip, dry run;
-//! - `status`: following provisions to the finish.
+//! - `status`: following provisions to the finish;
+//! - `validation`: one user per address, our re-saved results file, encodings (issue: validation to the standards).
 
 mod support;
 
@@ -16,3 +17,4 @@ mod faults;
 mod files;
 mod provision;
 mod status;
+mod validation;
