@@ -95,6 +95,39 @@ pub(super) struct DecodedInput {
     /// True when the bytes fed to the CSV parser are the file's own bytes
     /// (UTF-8 mode without transcoding), so offsets map back to the file.
     pub offsets_are_file_offsets: bool,
+    /// The encoding read: `Utf8` or `Latin1`, never `Auto`.
+    pub encoding: Encoding,
+    /// True when `--encoding auto` chose Windows-1252.
+    pub detected: bool,
+}
+
+/// What `--encoding auto` reads a file as: Windows-1252 when its first
+/// [`ENCODING_SAMPLE_BYTES`] are not UTF-8 and hold no UTF-8 text at all (a BOM counts),
+/// else UTF-8. A Windows-1252 file almost never contains a valid multi-byte UTF-8 sequence;
+/// a file with both is damaged, and reading it as UTF-8 stops at the exact bad byte.
+fn detect_encoding(path: &Path) -> io::Result<Encoding> {
+    let mut sample = Vec::new();
+    File::open(path)?
+        .take(ENCODING_SAMPLE_BYTES)
+        .read_to_end(&mut sample)?;
+    if sample.starts_with(b"\xFF\xFE") || sample.starts_with(b"\xFE\xFF") {
+        // UTF-16 with its BOM: the UTF-8 path transcodes it.
+        return Ok(Encoding::Utf8);
+    }
+    let mut any_invalid = false;
+    let mut any_utf8_text = false;
+    let mut chunks = sample.utf8_chunks().peekable();
+    while let Some(chunk) = chunks.next() {
+        any_utf8_text |= !chunk.valid().is_ascii();
+        // The sample may end mid-character; that is not evidence against UTF-8.
+        let cut_at_the_end = chunks.peek().is_none() && chunk.invalid().len() < 4;
+        any_invalid |= !chunk.invalid().is_empty() && !cut_at_the_end;
+    }
+    Ok(if any_invalid && !any_utf8_text {
+        Encoding::Latin1
+    } else {
+        Encoding::Utf8
+    })
 }
 
 /// Opens `path`, strips a UTF-8 BOM, transcodes Windows-1252 or a UTF-16 file
@@ -104,6 +137,12 @@ pub(super) fn open_decoded(path: &Path, encoding: Encoding) -> Result<DecodedInp
         path: path.to_owned(),
         source,
     };
+    let detected = encoding == Encoding::Auto;
+    let encoding = match encoding {
+        Encoding::Auto => detect_encoding(path).map_err(open_error)?,
+        given => given,
+    };
+    let detected = detected && encoding == Encoding::Latin1;
     if encoding == Encoding::Latin1
         && let Some((line, text)) = utf8_text_sample(path).map_err(open_error)?
     {
@@ -121,7 +160,7 @@ pub(super) fn open_decoded(path: &Path, encoding: Encoding) -> Result<DecodedInp
     let mut skipped_prefix = 0;
     let mut offsets_are_file_offsets = false;
     let mut decoded: Box<dyn BufRead + Send> = match encoding {
-        Encoding::Utf8 if !starts_with_utf16_bom => {
+        Encoding::Utf8 | Encoding::Auto if !starts_with_utf16_bom => {
             if head.starts_with(UTF8_BOM) {
                 raw.consume(UTF8_BOM.len());
                 skipped_prefix = UTF8_BOM.len() as u64;
@@ -134,10 +173,11 @@ pub(super) fn open_decoded(path: &Path, encoding: Encoding) -> Result<DecodedInp
             // requested encoding because a BOM is unambiguous.
             let label = match encoding {
                 Encoding::Latin1 => Some(encoding_rs::WINDOWS_1252),
-                Encoding::Utf8 => None,
+                Encoding::Utf8 | Encoding::Auto => None,
             };
             let transcoder = DecodeReaderBytesBuilder::new()
                 .encoding(label)
+                .bom_override(true)
                 .strip_bom(true)
                 .build(raw);
             Box::new(BufReader::with_capacity(64 * 1024, transcoder))
@@ -149,6 +189,8 @@ pub(super) fn open_decoded(path: &Path, encoding: Encoding) -> Result<DecodedInp
         rest: decoded,
         skipped_prefix,
         offsets_are_file_offsets,
+        encoding,
+        detected,
     })
 }
 
@@ -368,6 +410,34 @@ mod tests {
         ));
         assert!(open_decoded(&latin1, Encoding::Latin1).is_ok());
         assert!(open_decoded(&ascii, Encoding::Latin1).is_ok());
+    }
+
+    #[test]
+    fn auto_reads_windows_1252_only_when_the_file_has_no_utf8_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let detect = |bytes: &[u8]| {
+            let path = dir.path().join("f.csv");
+            std::fs::write(&path, bytes).unwrap();
+            let decoded = open_decoded(&path, Encoding::Auto).unwrap();
+            (decoded.encoding, decoded.detected)
+        };
+        assert_eq!(
+            detect(b"email\nj@x.nl,J\xFCrgen\n"),
+            (Encoding::Latin1, true)
+        );
+        assert_eq!(
+            detect("email\nj@x.nl,Jürgen\n".as_bytes()),
+            (Encoding::Utf8, false)
+        );
+        assert_eq!(detect(b"email\nj@x.nl,Jurgen\n"), (Encoding::Utf8, false));
+        // UTF-8 text and a stray byte: damaged, read as UTF-8 so it stops at the byte.
+        let mixed = ["email\nj@x.nl,Jürgen,".as_bytes(), b"\xFF\n"].concat();
+        assert_eq!(detect(&mixed), (Encoding::Utf8, false));
+        // A BOM says UTF-8.
+        assert_eq!(
+            detect(b"\xEF\xBB\xBFemail\n\xFF@x.nl\n"),
+            (Encoding::Utf8, false)
+        );
     }
 
     #[test]

@@ -55,8 +55,8 @@ pub struct InputOptions {
     /// Field delimiter; sniffed from the header line among , ; TAB | when not given
     #[arg(long, value_name = "CHAR", value_parser = dialect::parse_delimiter_arg)]
     pub delimiter: Option<u8>,
-    /// Input encoding: utf-8 (default) or latin1 / windows-1252
-    #[arg(long, value_enum, default_value = "utf-8", value_name = "ENCODING")]
+    /// Input encoding: auto (UTF-8, or Windows-1252 when the file is not UTF-8, said on stderr), utf-8, or latin1 / windows-1252
+    #[arg(long, value_enum, default_value = "auto", value_name = "ENCODING")]
     pub encoding: Encoding,
     /// Region used to read phone numbers written without a country code, e.g. NL for 0612345678
     #[arg(long, value_name = "REGION")]
@@ -66,8 +66,12 @@ pub struct InputOptions {
 /// Character encoding of the input file.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Encoding {
-    /// UTF-8, with or without a byte order mark.
+    /// UTF-8, unless the file's first 4 MiB are not UTF-8 and hold no UTF-8 text at all:
+    /// then Windows-1252 (what Excel's plain "CSV" writes on Western systems), said on stderr.
+    /// A file that mixes both stops at the first byte that is not UTF-8.
     #[default]
+    Auto,
+    /// UTF-8, with or without a byte order mark; anything else stops the run.
     #[value(name = "utf-8", alias = "utf8")]
     Utf8,
     /// Windows-1252, the superset of Latin-1 that Excel writes on Western systems
@@ -112,6 +116,17 @@ impl PointerType {
             Some(PointerType::PhoneNumber)
         } else {
             None
+        }
+    }
+}
+
+impl Encoding {
+    /// The name shown in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Auto => "auto",
+            Encoding::Utf8 => "utf-8",
+            Encoding::Latin1 => "windows-1252",
         }
     }
 }
@@ -339,7 +354,7 @@ pub enum InputError {
         byte_offset: u64,
     },
     #[error(
-        "{path} is UTF-8, but --encoding latin1 was given, which would turn {text:?} on line {line} into mojibake (\"Zoë\" becomes \"ZoÃ«\") and send that to bunq; drop --encoding latin1 (UTF-8 is the default)"
+        "{path} is UTF-8, but --encoding latin1 was given, which would turn {text:?} on line {line} into mojibake (\"Zoë\" becomes \"ZoÃ«\") and send that to bunq; drop --encoding latin1 (the default, auto, reads this file as UTF-8)"
     )]
     Utf8ReadAsLatin1 {
         path: PathBuf,
