@@ -58,7 +58,7 @@ pub(super) fn normalise_email(raw: &str) -> Result<String, String> {
     }
     if address.starts_with('"') {
         return Err(
-            "has a quoted local part (\"…\"@); bunq takes only unquoted addresses".to_owned(),
+            "has a quoted local part (\"…\"@), which no customer mailbox needs and many systems refuse".to_owned(),
         );
     }
     let Some((local, domain)) = address.rsplit_once('@') else {
@@ -463,7 +463,7 @@ mod tests {
         let cases = [
             (
                 "\"jan\"@example.com",
-                "has a quoted local part (\"…\"@); bunq takes only unquoted addresses",
+                "has a quoted local part (\"…\"@), which no customer mailbox needs and many systems refuse",
             ),
             (
                 "ja\u{200B}n@example.com",

@@ -14,6 +14,10 @@
 //!   along untouched and ignored, so an error file can be fed back as input.
 //! - The delimiter is `--delimiter` or the most frequent of `,` `;` TAB `|`
 //!   outside quotes on the header line (comma on a tie or when none occurs).
+//! - The encoding is `--encoding`, or detected (`auto`): UTF-8 unless the first
+//!   4 MiB are not UTF-8 and hold no UTF-8 text, then Windows-1252 (see `dialect`).
+//! - Emails and phone numbers are checked and normalised by `email` and `phone`;
+//!   repeats are found on `unique::pointer_key`, one key per user.
 //! - The user is `pointer_type` + `pointer_value` (+ `pointer_name`), or the
 //!   shorthands `email` / `phone_number` (or `phone`) (+ `name`). When both
 //!   shorthand cells are filled, email wins. A blank name defaults to the
