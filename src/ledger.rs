@@ -406,15 +406,33 @@ pub fn read_provisioned(path: &Path) -> Result<Vec<(Uuid, u64)>, LedgerError> {
 
 type LogReader = csv::Reader<io::Take<File>>;
 
-/// Reads one record, skipping ones the csv parser rejects (a hand-mangled line).
+/// Reads one record, skipping ones the csv parser rejects (a hand-mangled line). Cells are
+/// read as bytes and decoded lossily: a spreadsheet that re-saved the file in Windows-1252
+/// makes a non-ASCII name or address invalid UTF-8, and that must not hide the row's
+/// uuid and status (which are ASCII) from resume, or the user would be sent again.
 fn read_record(reader: &mut LogReader, record: &mut csv::StringRecord) -> bool {
+    let mut bytes = csv::ByteRecord::new();
     loop {
-        match reader.read_record(record) {
-            Ok(more) => return more,
+        match reader.read_byte_record(&mut bytes) {
+            Ok(more) => {
+                *record = csv::StringRecord::from_byte_record_lossy(bytes);
+                return more;
+            }
             Err(e) if e.is_io_error() => return false,
             Err(_) => continue,
         }
     }
+}
+
+/// The delimiter of a results file, sniffed from its header line like an input's: `,` as
+/// written, but a spreadsheet may have re-saved it with `;` (Dutch and German locales) or TAB.
+fn sniff_log_delimiter(file: &mut File) -> io::Result<u8> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut head = Vec::with_capacity(1024);
+    file.by_ref().take(64 * 1024).read_to_end(&mut head)?;
+    file.seek(SeekFrom::Start(0))?;
+    let line_end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
+    Ok(crate::input::sniff_delimiter(&head[..line_end]))
 }
 
 /// Opens an existing log for reading after checking its header. The reader stops at the last
@@ -435,10 +453,11 @@ fn open_log_reader(path: &Path) -> Result<Option<(LogReader, bool)>, LedgerError
     if complete_len == 0 {
         return Ok(None);
     }
-    file.seek(SeekFrom::Start(0)).map_err(open_error)?;
+    let delimiter = sniff_log_delimiter(&mut file).map_err(open_error)?;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(true)
+        .delimiter(delimiter)
         .from_reader(file.take(complete_len));
     check_header(path, &mut reader)?;
     Ok(Some((reader, complete_len < total_len)))
@@ -449,9 +468,16 @@ fn check_header<R: Read>(path: &Path, reader: &mut csv::Reader<R>) -> Result<(),
         path: path.to_path_buf(),
         source: io::Error::other(e),
     })?;
+    // The csv crate does not know byte order marks: one (spreadsheets write it) stays in
+    // the first cell, with that cell's quotes when it was quoted. Offsets stay file offsets.
     let found: Vec<&str> = headers
         .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').trim())
+        .map(|h| {
+            let h = h.trim_start_matches('\u{feff}').trim();
+            h.strip_prefix('"')
+                .and_then(|h| h.strip_suffix('"'))
+                .unwrap_or(h)
+        })
         .collect();
     if found != HEADER {
         return Err(LedgerError::ForeignHeader {
@@ -483,6 +509,8 @@ fn complete_length(file: &mut File) -> io::Result<u64> {
 pub struct LedgerWriter {
     path: PathBuf,
     writer: csv::Writer<File>,
+    /// The file's delimiter (sniffed when it existed): what appended rows use.
+    delimiter: u8,
     excel_safe: bool,
     /// Where this run's rows start: everything before was written by earlier runs.
     run_start: u64,
@@ -505,10 +533,14 @@ impl LedgerWriter {
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(path).map_err(open_error)?;
         let complete_len = complete_length(&mut file).map_err(open_error)?;
+        // Rows are appended in the file's own delimiter, so a file a spreadsheet re-saved
+        // with `;` stays one dialect (compaction writes it back with `,`).
+        let mut delimiter = b',';
         if complete_len > 0 {
-            file.seek(SeekFrom::Start(0)).map_err(open_error)?;
+            delimiter = sniff_log_delimiter(&mut file).map_err(open_error)?;
             let mut reader = csv::ReaderBuilder::new()
                 .has_headers(true)
+                .delimiter(delimiter)
                 .from_reader((&file).take(complete_len));
             check_header(path, &mut reader)?;
         }
@@ -518,6 +550,7 @@ impl LedgerWriter {
         file.seek(SeekFrom::End(0)).map_err(open_error)?;
         let mut writer = csv::WriterBuilder::new()
             .has_headers(false)
+            .delimiter(delimiter)
             .from_writer(file);
         if complete_len == 0 {
             writer
@@ -532,6 +565,7 @@ impl LedgerWriter {
         Ok(Self {
             path: path.to_path_buf(),
             writer,
+            delimiter,
             excel_safe,
             run_start,
             appended: 0,
@@ -610,19 +644,24 @@ impl LedgerWriter {
             let mut source = csv::ReaderBuilder::new()
                 .flexible(true)
                 .has_headers(false)
+                .delimiter(self.delimiter)
                 .from_reader(File::open(&path)?);
-            let mut record = csv::StringRecord::new();
+            // Bytes, copied as they are: a row a spreadsheet re-encoded keeps its bytes.
+            let mut record = csv::ByteRecord::new();
             for (offset, line_override) in plan.rows {
                 let mut position = csv::Position::new();
                 position.set_byte(offset);
                 source.seek(position).map_err(io::Error::other)?;
-                if !source.read_record(&mut record).map_err(io::Error::other)? {
+                if !source
+                    .read_byte_record(&mut record)
+                    .map_err(io::Error::other)?
+                {
                     continue;
                 }
                 match line_override {
                     Some(line) => {
                         let line = line.to_string();
-                        let cells = std::iter::once(line.as_str()).chain(record.iter().skip(1));
+                        let cells = std::iter::once(line.as_bytes()).chain(record.iter().skip(1));
                         out.write_record(cells)
                     }
                     None => out.write_record(&record),
@@ -839,8 +878,11 @@ mod tests {
     fn read_rows(path: &Path) -> Vec<ResultRow> {
         let mut reader = csv::Reader::from_path(path).unwrap();
         reader
-            .records()
-            .map(|r| ResultRow::from_record(&r.unwrap()).unwrap())
+            .byte_records()
+            .map(|r| {
+                ResultRow::from_record(&csv::StringRecord::from_byte_record_lossy(r.unwrap()))
+                    .unwrap()
+            })
             .collect()
     }
 
@@ -948,6 +990,64 @@ mod tests {
                 (4, RowStatus::Provisioned, Some(13)),
                 (5, RowStatus::Invalid, None),
                 (9, RowStatus::Provisioned, Some(99)),
+            ]
+        );
+    }
+
+    /// A results file re-saved by a spreadsheet in a Dutch or German locale: BOM, `;`,
+    /// every cell quoted, CRLF, and a Windows-1252 name. It is read back whole, appended to
+    /// in its own delimiter, and compacted back to the written dialect.
+    #[test]
+    fn regression_results_file_resaved_with_semicolons_is_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.results.csv");
+        let uuid = |n: u128| Uuid::from_u128(n).to_string();
+        let mut resaved = b"\xEF\xBB\xBF\"line\";\"external_uuid\";\"pointer_type\";\"pointer_value\";\"status\";\"provision_id\";\"error\";\"attempts\";\"updated_at\"\r\n".to_vec();
+        resaved.extend_from_slice(format!("\"2\";\"{}\";\"EMAIL\";\"zo", uuid(1)).as_bytes());
+        // "Zoë" in Windows-1252: not UTF-8.
+        resaved.extend_from_slice(
+            b"\xEB@example.com\";\"provisioned\";\"11\";\"\";\"1\";\"2026-01-01T00:00:00Z\"\r\n",
+        );
+        resaved.extend_from_slice(
+            format!(
+                "\"3\";\"{}\";\"EMAIL\";\"b@example.com\";\"failed\";\"\";\"boom\";\"1\";\"x\"\r\n",
+                uuid(2)
+            )
+            .as_bytes(),
+        );
+        std::fs::write(&path, &resaved).unwrap();
+
+        let index = ResumeIndex::load(&path).unwrap();
+        assert_eq!(index.provision_id(&Uuid::from_u128(1)), Some(11));
+        assert_eq!(index.provision_id(&Uuid::from_u128(2)), None);
+        assert_eq!(
+            scan_provisioned_hashes(&path).unwrap(),
+            vec![uuid_hash32(1)]
+        );
+        assert_eq!(
+            read_provisioned(&path).unwrap(),
+            vec![(Uuid::from_u128(1), 11)]
+        );
+
+        let mut writer = LedgerWriter::open(&path, false).unwrap();
+        writer
+            .append(&row(3, 2, RowStatus::Provisioned, Some(12)))
+            .unwrap();
+        let appended = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+        let last = appended.lines().last().unwrap();
+        assert!(last.contains(";provisioned;12;"), "appended as {last:?}");
+        let index = ResumeIndex::load(&path).unwrap();
+        assert_eq!(index.provision_id(&Uuid::from_u128(2)), Some(12));
+        writer.compact(&index).unwrap();
+        let summary: Vec<_> = read_rows(&path)
+            .into_iter()
+            .map(|r| (r.line, r.status, r.provision_id))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (2, RowStatus::Provisioned, Some(11)),
+                (3, RowStatus::Provisioned, Some(12)),
             ]
         );
     }

@@ -49,6 +49,9 @@ pub struct ValidateSummary {
     pub input: PathBuf,
     /// The delimiter used, as text (`,` `;` `\t` `|`).
     pub delimiter: String,
+    /// The encoding read: `utf-8`, `windows-1252`, or `windows-1252 (detected)` when
+    /// `--encoding auto` chose it.
+    pub encoding: String,
     pub rows: u64,
     pub valid: u64,
     pub invalid: u64,
@@ -123,6 +126,10 @@ pub fn run_validate_to(
         b'\t' => "\\t".to_owned(),
         other => (other as char).to_string(),
     };
+    let encoding = match reader.encoding() {
+        (encoding, true) => format!("{} (detected)", encoding.name()),
+        (encoding, false) => encoding.name().to_owned(),
+    };
     let summary = ValidateSummary {
         input: args
             .input_options
@@ -130,6 +137,7 @@ pub fn run_validate_to(
             .clone()
             .unwrap_or_else(|| args.input.clone()),
         delimiter,
+        encoding,
         rows,
         valid: rows - invalid,
         invalid,
@@ -151,12 +159,13 @@ pub fn run_validate_to(
 fn render_table(summary: &ValidateSummary, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "{}: {} rows, {} valid, {} invalid (delimiter {:?})",
+        "{}: {} rows, {} valid, {} invalid (delimiter {:?}, encoding {})",
         summary.input.display(),
         summary.rows,
         summary.valid,
         summary.invalid,
-        summary.delimiter
+        summary.delimiter,
+        summary.encoding
     )?;
     if summary.by_rule.is_empty() {
         writeln!(out, "all rows are valid")?;

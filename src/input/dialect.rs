@@ -56,8 +56,9 @@ pub(super) fn check_delimiter(delimiter: u8) -> Result<u8, InputError> {
 }
 
 /// The most frequent candidate delimiter outside quotes in `header_line`;
-/// comma when none occurs (a one-column file).
-pub(super) fn sniff_delimiter(header_line: &[u8]) -> u8 {
+/// comma when none occurs (a one-column file). Also how our own results file is
+/// read back after a spreadsheet re-saved it (`ledger`).
+pub(crate) fn sniff_delimiter(header_line: &[u8]) -> u8 {
     let mut counts = [0usize; CANDIDATE_DELIMITERS.len()];
     let mut in_quotes = false;
     for &byte in header_line {
@@ -94,6 +95,39 @@ pub(super) struct DecodedInput {
     /// True when the bytes fed to the CSV parser are the file's own bytes
     /// (UTF-8 mode without transcoding), so offsets map back to the file.
     pub offsets_are_file_offsets: bool,
+    /// The encoding read: `Utf8` or `Latin1`, never `Auto`.
+    pub encoding: Encoding,
+    /// True when `--encoding auto` chose Windows-1252.
+    pub detected: bool,
+}
+
+/// What `--encoding auto` reads a file as: Windows-1252 when its first
+/// [`ENCODING_SAMPLE_BYTES`] are not UTF-8 and hold no UTF-8 text at all (a BOM counts),
+/// else UTF-8. A Windows-1252 file almost never contains a valid multi-byte UTF-8 sequence;
+/// a file with both is damaged, and reading it as UTF-8 stops at the exact bad byte.
+fn detect_encoding(path: &Path) -> io::Result<Encoding> {
+    let mut sample = Vec::new();
+    File::open(path)?
+        .take(ENCODING_SAMPLE_BYTES)
+        .read_to_end(&mut sample)?;
+    if sample.starts_with(b"\xFF\xFE") || sample.starts_with(b"\xFE\xFF") {
+        // UTF-16 with its BOM: the UTF-8 path transcodes it.
+        return Ok(Encoding::Utf8);
+    }
+    let mut any_invalid = false;
+    let mut any_utf8_text = false;
+    let mut chunks = sample.utf8_chunks().peekable();
+    while let Some(chunk) = chunks.next() {
+        any_utf8_text |= !chunk.valid().is_ascii();
+        // The sample may end mid-character; that is not evidence against UTF-8.
+        let cut_at_the_end = chunks.peek().is_none() && chunk.invalid().len() < 4;
+        any_invalid |= !chunk.invalid().is_empty() && !cut_at_the_end;
+    }
+    Ok(if any_invalid && !any_utf8_text {
+        Encoding::Latin1
+    } else {
+        Encoding::Utf8
+    })
 }
 
 /// Opens `path`, strips a UTF-8 BOM, transcodes Windows-1252 or a UTF-16 file
@@ -108,6 +142,21 @@ pub(super) fn open_decoded(
         path: shown_as.to_owned(),
         source,
     };
+    let detected = encoding == Encoding::Auto;
+    let encoding = match encoding {
+        Encoding::Auto => detect_encoding(path).map_err(open_error)?,
+        given => given,
+    };
+    let detected = detected && encoding == Encoding::Latin1;
+    if encoding == Encoding::Latin1
+        && let Some((line, text)) = utf8_text_sample(path).map_err(open_error)?
+    {
+        return Err(InputError::Utf8ReadAsLatin1 {
+            path: shown_as.to_owned(),
+            line,
+            text,
+        });
+    }
     let file = File::open(path).map_err(open_error)?;
     let mut raw = BufReader::with_capacity(64 * 1024, file);
     let head = raw.fill_buf().map_err(open_error)?;
@@ -116,7 +165,7 @@ pub(super) fn open_decoded(
     let mut skipped_prefix = 0;
     let mut offsets_are_file_offsets = false;
     let mut decoded: Box<dyn BufRead + Send> = match encoding {
-        Encoding::Utf8 if !starts_with_utf16_bom => {
+        Encoding::Utf8 | Encoding::Auto if !starts_with_utf16_bom => {
             if head.starts_with(UTF8_BOM) {
                 raw.consume(UTF8_BOM.len());
                 skipped_prefix = UTF8_BOM.len() as u64;
@@ -129,10 +178,11 @@ pub(super) fn open_decoded(
             // requested encoding because a BOM is unambiguous.
             let label = match encoding {
                 Encoding::Latin1 => Some(encoding_rs::WINDOWS_1252),
-                Encoding::Utf8 => None,
+                Encoding::Utf8 | Encoding::Auto => None,
             };
             let transcoder = DecodeReaderBytesBuilder::new()
                 .encoding(label)
+                .bom_override(true)
                 .strip_bom(true)
                 .build(raw);
             Box::new(BufReader::with_capacity(64 * 1024, transcoder))
@@ -144,7 +194,46 @@ pub(super) fn open_decoded(
         rest: decoded,
         skipped_prefix,
         offsets_are_file_offsets,
+        encoding,
+        detected,
     })
+}
+
+/// How much of a file `--encoding latin1` looks at before believing it.
+const ENCODING_SAMPLE_BYTES: u64 = 4 << 20;
+
+/// The first line with non-ASCII text (line number, the line) when the start of the file
+/// (up to [`ENCODING_SAMPLE_BYTES`]) is valid UTF-8 with non-ASCII text: such a file is
+/// UTF-8 (Windows-1252 text almost never forms valid multi-byte UTF-8), and reading it as
+/// latin1 would send `ZoÃ« MÃ¼ller` to bunq. `None` for ASCII-only or non-UTF-8 starts.
+fn utf8_text_sample(path: &Path) -> io::Result<Option<(u64, String)>> {
+    let mut sample = Vec::new();
+    File::open(path)?
+        .take(ENCODING_SAMPLE_BYTES)
+        .read_to_end(&mut sample)?;
+    let sample = sample.strip_prefix(UTF8_BOM).unwrap_or(&sample);
+    let text = match std::str::from_utf8(sample) {
+        Ok(text) => text,
+        // Cut mid-character by the sample limit: the part before is what counts.
+        Err(error) if error.error_len().is_none() => {
+            std::str::from_utf8(&sample[..error.valid_up_to()]).unwrap_or_default()
+        }
+        Err(_) => return Ok(None),
+    };
+    Ok(text
+        .lines()
+        .zip(1u64..)
+        .find(|(line, _)| !line.is_ascii())
+        .map(|(line, number)| (number, first_non_ascii_word(line).to_owned())))
+}
+
+/// The word (between spaces, quotes and delimiters) holding the first non-ASCII character.
+fn first_non_ascii_word(line: &str) -> &str {
+    let at = line.find(|c: char| !c.is_ascii()).unwrap_or(0);
+    let is_break = |c: char| c.is_ascii_whitespace() || "\",;|".contains(c);
+    let start = line[..at].rfind(is_break).map_or(0, |i| i + 1);
+    let end = line[at..].find(is_break).map_or(line.len(), |i| at + i);
+    &line[start..end]
 }
 
 /// Reads up to and including the first line break (`\r` or `\n`) outside quotes (capped), so
@@ -385,6 +474,63 @@ mod tests {
         assert_eq!(sniff_delimiter(b""), b',');
         // Only the first line counts.
         assert_eq!(sniff_delimiter(b"a;b\nc,d,e,f\n"), b';');
+    }
+
+    #[test]
+    fn utf8_text_is_recognised_before_it_is_read_as_latin1() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, bytes: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            path
+        };
+        let utf8 = write(
+            "utf8.csv",
+            "email,name\na@example.com,Zoë Müller\n".as_bytes(),
+        );
+        assert_eq!(
+            utf8_text_sample(&utf8).unwrap(),
+            Some((2, "Zoë".to_owned()))
+        );
+        let latin1 = write("latin1.csv", b"email,name\na@example.com,Zo\xEB\n");
+        assert_eq!(utf8_text_sample(&latin1).unwrap(), None);
+        let ascii = write("ascii.csv", b"email,name\na@example.com,Zoe\n");
+        assert_eq!(utf8_text_sample(&ascii).unwrap(), None);
+        let error = open_decoded(&utf8, &utf8, Encoding::Latin1).err().unwrap();
+        assert!(matches!(
+            error,
+            InputError::Utf8ReadAsLatin1 { line: 2, .. }
+        ));
+        assert!(open_decoded(&latin1, &latin1, Encoding::Latin1).is_ok());
+        assert!(open_decoded(&ascii, &ascii, Encoding::Latin1).is_ok());
+    }
+
+    #[test]
+    fn auto_reads_windows_1252_only_when_the_file_has_no_utf8_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let detect = |bytes: &[u8]| {
+            let path = dir.path().join("f.csv");
+            std::fs::write(&path, bytes).unwrap();
+            let decoded = open_decoded(&path, &path, Encoding::Auto).unwrap();
+            (decoded.encoding, decoded.detected)
+        };
+        assert_eq!(
+            detect(b"email\nj@x.nl,J\xFCrgen\n"),
+            (Encoding::Latin1, true)
+        );
+        assert_eq!(
+            detect("email\nj@x.nl,Jürgen\n".as_bytes()),
+            (Encoding::Utf8, false)
+        );
+        assert_eq!(detect(b"email\nj@x.nl,Jurgen\n"), (Encoding::Utf8, false));
+        // UTF-8 text and a stray byte: damaged, read as UTF-8 so it stops at the byte.
+        let mixed = ["email\nj@x.nl,Jürgen,".as_bytes(), b"\xFF\n"].concat();
+        assert_eq!(detect(&mixed), (Encoding::Utf8, false));
+        // A BOM says UTF-8.
+        assert_eq!(
+            detect(b"\xEF\xBB\xBFemail\n\xFF@x.nl\n"),
+            (Encoding::Utf8, false)
+        );
     }
 
     #[test]

@@ -14,6 +14,10 @@
 //!   along untouched and ignored, so an error file can be fed back as input.
 //! - The delimiter is `--delimiter` or the most frequent of `,` `;` TAB `|`
 //!   outside quotes on the header line (comma on a tie or when none occurs).
+//! - The encoding is `--encoding`, or detected (`auto`): UTF-8 unless the first
+//!   4 MiB are not UTF-8 and hold no UTF-8 text, then Windows-1252 (see `dialect`).
+//! - Emails and phone numbers are checked and normalised by `email` and `phone`;
+//!   repeats are found on `unique::pointer_key`, one key per user.
 //! - The user is `pointer_type` + `pointer_value` (+ `pointer_name`), or the
 //!   shorthands `email` / `phone_number` (or `phone`) (+ `name`). When both
 //!   shorthand cells are filled, email wins. A blank name defaults to the
@@ -28,7 +32,9 @@
 
 mod command;
 mod dialect;
+mod email;
 mod excel;
+mod phone;
 mod reader;
 #[cfg(test)]
 mod reader_tests;
@@ -42,6 +48,7 @@ pub use command::{
     ProblemExample, RuleCount, ValidateArgs, ValidateSummary, run_validate, run_validate_to,
 };
 pub use dialect::parse_delimiter;
+pub(crate) use dialect::sniff_delimiter;
 pub use excel::{ERROR_FILE_COLUMNS, ErrorFileWriter, excel_escape, excel_unescape};
 pub use reader::UserReader;
 pub(crate) use unique::{pointer_fingerprint, uuid_fingerprint};
@@ -53,8 +60,8 @@ pub struct InputOptions {
     /// Field delimiter; sniffed from the header line among , ; TAB | when not given
     #[arg(long, value_name = "CHAR", value_parser = dialect::parse_delimiter_arg)]
     pub delimiter: Option<u8>,
-    /// Input encoding: utf-8 (default) or latin1 / windows-1252
-    #[arg(long, value_enum, default_value = "utf-8", value_name = "ENCODING")]
+    /// Input encoding: auto (UTF-8, or Windows-1252 when the file is not UTF-8, said on stderr), utf-8, or latin1 / windows-1252
+    #[arg(long, value_enum, default_value = "auto", value_name = "ENCODING")]
     pub encoding: Encoding,
     /// Region used to read phone numbers written without a country code, e.g. NL for 0612345678
     #[arg(long, value_name = "REGION")]
@@ -68,8 +75,12 @@ pub struct InputOptions {
 /// Character encoding of the input file.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Encoding {
-    /// UTF-8, with or without a byte order mark.
+    /// UTF-8, unless the file's first 4 MiB are not UTF-8 and hold no UTF-8 text at all:
+    /// then Windows-1252 (what Excel's plain "CSV" writes on Western systems), said on stderr.
+    /// A file that mixes both stops at the first byte that is not UTF-8.
     #[default]
+    Auto,
+    /// UTF-8, with or without a byte order mark; anything else stops the run.
     #[value(name = "utf-8", alias = "utf8")]
     Utf8,
     /// Windows-1252, the superset of Latin-1 that Excel writes on Western systems
@@ -114,6 +125,17 @@ impl PointerType {
             Some(PointerType::PhoneNumber)
         } else {
             None
+        }
+    }
+}
+
+impl Encoding {
+    /// The name shown in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Auto => "auto",
+            Encoding::Utf8 => "utf-8",
+            Encoding::Latin1 => "windows-1252",
         }
     }
 }
@@ -274,7 +296,7 @@ impl serde::Serialize for Rule {
 }
 
 /// Why one row is invalid. `Display` is the one-line message, e.g.
-/// `email: "jan@@example" is not a valid email address` (column, rule, value).
+/// `email: "jan@exa_mple.com" contains "_" (U+005F) after the @; …` (column, value, rule).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowProblem {
     /// The header name of the offending column as written in the file (trimmed).
@@ -343,6 +365,15 @@ pub enum InputError {
         path: PathBuf,
         line: u64,
         byte_offset: u64,
+    },
+    #[error(
+        "{path} is UTF-8, but --encoding latin1 was given, which would turn {text:?} on line {line} into mojibake (\"Zoë\" becomes \"ZoÃ«\") and send that to bunq; drop --encoding latin1 (the default, auto, reads this file as UTF-8)"
+    )]
+    Utf8ReadAsLatin1 {
+        path: PathBuf,
+        line: u64,
+        /// The first word with non-ASCII text, not the whole line (it holds personal data).
+        text: String,
     },
     #[error(
         "--default-region {value:?} is not a known region; use a two-letter country code such as NL, DE or BE"

@@ -8,7 +8,7 @@ use super::dialect::{
     sniff_delimiter,
 };
 use super::validate::{DuplicateRecord, RowChecker, parse_region};
-use super::{InputError, InputOptions, InputRow};
+use super::{Encoding, InputError, InputOptions, InputRow};
 
 /// Streaming reader and validator of a users CSV.
 pub struct UserReader {
@@ -19,6 +19,9 @@ pub struct UserReader {
     csv: csv::Reader<LineBreakTracker<Box<dyn Read + Send>>>,
     headers: csv::StringRecord,
     delimiter: u8,
+    /// The encoding read (never `Auto`), and whether `--encoding auto` chose it.
+    encoding: Encoding,
+    encoding_detected: bool,
     checker: RowChecker,
     /// Reused for every record; cloned only into the emitted row.
     record: csv::StringRecord,
@@ -43,6 +46,18 @@ impl UserReader {
     /// Opens and decodes the file, settles the delimiter, reads and maps the
     /// header. Every fatal problem of the file as a whole surfaces here.
     pub fn open(path: &Path, options: &InputOptions) -> Result<UserReader, InputError> {
+        let reader = UserReader::open_quietly(path, options)?;
+        if reader.encoding_detected {
+            tracing::warn!(
+                "{}: not UTF-8, read as Windows-1252 (detected); pass --encoding latin1 to say so, or --encoding utf-8 to stop on such files",
+                path.display()
+            );
+        }
+        Ok(reader)
+    }
+
+    /// [`UserReader::open`] without saying which encoding was detected (a second pass).
+    fn open_quietly(path: &Path, options: &InputOptions) -> Result<UserReader, InputError> {
         let default_region = options
             .default_region
             .as_deref()
@@ -69,6 +84,8 @@ impl UserReader {
             csv,
             headers: csv::StringRecord::new(),
             delimiter,
+            encoding: decoded.encoding,
+            encoding_detected: decoded.detected,
             // Replaced below once the header is known.
             checker: RowChecker::new(
                 path,
@@ -107,7 +124,7 @@ impl UserReader {
         options: &InputOptions,
         duplicates: DuplicateRecord,
     ) -> Result<UserReader, InputError> {
-        let mut reader = UserReader::open(path, options)?;
+        let mut reader = UserReader::open_quietly(path, options)?;
         reader.checker.replay(duplicates);
         Ok(reader)
     }
@@ -126,6 +143,11 @@ impl UserReader {
     /// The delimiter in use (given or sniffed).
     pub fn delimiter(&self) -> u8 {
         self.delimiter
+    }
+
+    /// The encoding read (`Utf8` or `Latin1`) and whether `--encoding auto` detected it.
+    pub fn encoding(&self) -> (Encoding, bool) {
+        (self.encoding, self.encoding_detected)
     }
 
     /// The next record with its verdict, `None` at the end, or a fatal error

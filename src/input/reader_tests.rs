@@ -76,7 +76,7 @@ fn bom_semicolon_crlf_and_quoted_newline() {
     let bad = rows[2].checked.as_ref().unwrap_err();
     assert_eq!(
         bad.message,
-        "Email: \"bad@@example.com\" is not a valid email address"
+        "Email: \"bad@@example.com\" contains \"@\" (U+0040) before the @; an address has one @"
     );
     assert_eq!(bad.column, "Email");
 }
@@ -123,7 +123,11 @@ fn pipe_delimiter_explicit_pointer_columns() {
 #[test]
 fn latin1_with_and_without_encoding_option() {
     let path = fixture("latin1.csv");
-    let error = UserReader::open(&path, &InputOptions::default())
+    let utf8 = InputOptions {
+        encoding: Encoding::Utf8,
+        ..InputOptions::default()
+    };
+    let error = UserReader::open(&path, &utf8)
         .unwrap()
         .find_map(Result::err)
         .expect("invalid UTF-8 is fatal");
@@ -151,12 +155,21 @@ fn latin1_with_and_without_encoding_option() {
         "Jürgen Müller"
     );
     assert_eq!(rows[1].checked.as_ref().unwrap().pointer.name, "Zoë €");
+
+    // The default detects it, and says so.
+    let reader = UserReader::open(&path, &InputOptions::default()).unwrap();
+    assert_eq!(reader.encoding(), (Encoding::Latin1, true));
+    let rows: Vec<_> = reader.map(Result::unwrap).collect();
+    assert_eq!(rows[1].checked.as_ref().unwrap().pointer.name, "Zoë €");
 }
 
 #[test]
 fn invalid_utf8_names_exact_line_and_offset() {
-    let mut reader =
-        UserReader::open(&fixture("invalid_utf8.csv"), &InputOptions::default()).unwrap();
+    let utf8 = InputOptions {
+        encoding: Encoding::Utf8,
+        ..InputOptions::default()
+    };
+    let mut reader = UserReader::open(&fixture("invalid_utf8.csv"), &utf8).unwrap();
     assert!(reader.next_row().unwrap().is_ok());
     let error = reader.next_row().unwrap().unwrap_err();
     assert!(
@@ -409,6 +422,13 @@ fn utf16_file_with_bom_is_transcoded() {
     let path = write_file(&dir, "utf16.txt", &content);
     let rows = read_all(&path, &InputOptions::default());
     assert_eq!(rows[0].checked.as_ref().unwrap().pointer.name, "Jürgen");
+    // The BOM wins over a given encoding too (it is unambiguous).
+    let latin1 = InputOptions {
+        encoding: Encoding::Latin1,
+        ..InputOptions::default()
+    };
+    let rows = read_all(&path, &latin1);
+    assert_eq!(rows[0].checked.as_ref().unwrap().pointer.name, "Jürgen");
 }
 
 fn validate_args(input: PathBuf) -> ValidateArgs {
@@ -457,7 +477,7 @@ fn run_validate_groups_by_rule_and_writes_error_file() {
     assert!(table.contains("5 rows, 1 valid, 4 invalid"), "{table}");
     assert!(table.contains("bad-email"), "{table}");
     assert!(
-        table.contains("    line 3: email: \"bad@@x\" is not a valid email address"),
+        table.contains("    line 3: email: \"bad@@x\" contains \"@\" (U+0040) before the @; an address has one @"),
         "{table}"
     );
     assert!(table.contains("… and 2 more"), "{table}");
@@ -565,7 +585,7 @@ fn clap_parses_the_options() {
     assert_eq!(args.show, 2);
     assert!(args.excel_safe && args.json);
     let defaults = Cli::try_parse_from(["x", "users.csv"]).unwrap().validate;
-    assert_eq!(defaults.input_options.encoding, Encoding::Utf8);
+    assert_eq!(defaults.input_options.encoding, Encoding::Auto);
     assert_eq!(defaults.show, 5);
     assert!(Cli::try_parse_from(["x", "u.csv", "--delimiter", ":"]).is_err());
 }

@@ -12,6 +12,9 @@
 
 use std::hash::{Hash, Hasher};
 
+use super::PointerType;
+use super::email::email_key;
+
 /// Fingerprint 0 marks an empty slot, so real fingerprints are never 0.
 const EMPTY: u64 = 0;
 
@@ -82,12 +85,29 @@ fn bucket(fingerprint: u64, capacity: usize) -> usize {
     ((u128::from(fingerprint) * capacity as u128) >> 64) as usize
 }
 
-/// Deterministic 64-bit fingerprint of a normalised pointer.
+/// The one key two spellings of one user share, from the value as sent to bunq (what the
+/// reader produces and the results file's `pointer_value` holds): for an email the
+/// case-folded local part, `@` and the IDNA ASCII domain (`jörg@xn--bcher-kva.de`); for a
+/// phone number its E.164 form, which is already the key.
+pub(crate) fn pointer_key(pointer_type: PointerType, sent_value: &str) -> String {
+    match pointer_type {
+        PointerType::Email => email_key(sent_value),
+        PointerType::PhoneNumber => sent_value.to_owned(),
+    }
+}
+
+/// Deterministic 64-bit fingerprint of a pointer's [`pointer_key`]: `kind` is the
+/// pointer type as written on the wire (`EMAIL`, `PHONE_NUMBER`), `value` the value as
+/// sent. Any two values with one key have one fingerprint, whichever file they come from.
 pub(crate) fn pointer_fingerprint(kind: &str, value: &str) -> u64 {
+    let key = match PointerType::parse(kind) {
+        Some(pointer_type) => pointer_key(pointer_type, value),
+        None => value.to_owned(),
+    };
     // SipHash with fixed keys: well mixed and stable; we only need in-process stability.
     let mut hasher = std::hash::DefaultHasher::new();
-    kind.hash(&mut hasher);
-    value.hash(&mut hasher);
+    kind.trim().to_ascii_uppercase().hash(&mut hasher);
+    key.hash(&mut hasher);
     hasher.finish()
 }
 
@@ -111,6 +131,26 @@ mod tests {
         assert_eq!(index.first_line_or_insert(42, 9), Some(2));
         assert_eq!(index.first_line_or_insert(0, 10), None);
         assert_eq!(index.first_line_or_insert(0, 11), Some(10));
+    }
+
+    /// The lead's cross-run check calls this with a results file's `pointer_type` and
+    /// `pointer_value` (the values as sent): spellings of one user must meet.
+    #[test]
+    fn fingerprints_apply_the_pointer_key() {
+        let email = pointer_fingerprint("EMAIL", "user@bücher.de");
+        assert_eq!(pointer_fingerprint("EMAIL", "USER@xn--bcher-kva.de"), email);
+        assert_eq!(pointer_fingerprint("EMAIL", "User@bücher.de"), email);
+        assert_eq!(pointer_fingerprint("email", "user@bücher.de"), email);
+        assert_ne!(pointer_fingerprint("EMAIL", "user2@bücher.de"), email);
+        assert_ne!(pointer_fingerprint("PHONE_NUMBER", "user@bücher.de"), email);
+        assert_eq!(
+            pointer_key(PointerType::Email, "Jörg@BÜCHER.de"),
+            "jörg@xn--bcher-kva.de"
+        );
+        assert_eq!(
+            pointer_key(PointerType::PhoneNumber, "+31612345678"),
+            "+31612345678"
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@ use std::borrow::Cow;
 
 use phonenumber::country;
 
+use super::email::normalise_email;
 use super::excel::excel_unescape;
+use super::phone::normalise_phone;
 use super::unique::{LineIndex, pointer_fingerprint, uuid_fingerprint};
 use super::{InputError, Pointer, PointerType, Product, RowProblem, Rule, ValidUser};
 
@@ -31,9 +33,6 @@ const MAX_CELL_BYTES: usize = 1024;
 
 /// At most this many characters of a value are quoted in a message.
 const MAX_QUOTED_CHARS: usize = 60;
-
-/// E.164 allows 15 digits; a few more leaves room for trunk/IDD prefixes.
-const MAX_PHONE_DIGITS: usize = 18;
 
 /// Canonical name of a recognised header cell, or `None` for a carried-along column.
 fn canonical_column(header: &str) -> Option<Column> {
@@ -346,12 +345,16 @@ impl RowChecker {
     }
 
     /// The trimmed, excel-unescaped cell in `column`, empty when absent.
+    /// A byte order mark at either end counts as blank: one is left inside a cell when
+    /// files are concatenated, and an invisible U+FEFF must not make `jan@example.com`
+    /// a second user (or an invalid one).
     fn cell<'r>(&self, record: &'r csv::StringRecord, column: Option<usize>) -> &'r str {
+        let blank = |c: char| c.is_whitespace() || c == '\u{feff}';
         let raw = column.and_then(|index| record.get(index)).unwrap_or("");
-        match excel_unescape(raw.trim()) {
-            Cow::Borrowed(cell) => cell.trim(),
+        match excel_unescape(raw.trim_matches(blank)) {
+            Cow::Borrowed(cell) => cell.trim_matches(blank),
             // excel_unescape only ever slices; keep the raw cell if that changes.
-            Cow::Owned(_) => raw.trim(),
+            Cow::Owned(_) => raw.trim_matches(blank),
         }
     }
 
@@ -444,9 +447,7 @@ impl RowChecker {
             return Err(self.too_long(column, raw));
         }
         let checked = match pointer_type {
-            PointerType::Email => {
-                normalise_email(raw).map_err(|(rule, detail)| (rule, detail.to_owned()))
-            }
+            PointerType::Email => normalise_email(raw).map_err(|detail| (Rule::BadEmail, detail)),
             PointerType::PhoneNumber => normalise_phone(raw, self.default_region),
         };
         match checked {
@@ -642,123 +643,6 @@ pub(super) fn quoted(value: &str) -> String {
     format!("{shown:?}")
 }
 
-/// Strict email check; returns the address with its domain lowercased (the
-/// local part is case-sensitive by RFC 5321, so it is kept).
-pub(super) fn normalise_email(raw: &str) -> Result<String, (Rule, &'static str)> {
-    use email_address::{EmailAddress, Options};
-    if raw.chars().any(char::is_whitespace) {
-        return Err((Rule::BadEmail, "contains spaces"));
-    }
-    if raw.ends_with('.') {
-        return Err((Rule::BadEmail, "has a trailing dot"));
-    }
-    let options = || {
-        Options::default()
-            .with_required_tld()
-            .without_display_text()
-            .without_domain_literal()
-    };
-    let invalid = (Rule::BadEmail, "is not a valid email address");
-    let address = EmailAddress::parse_with_options(raw, options()).map_err(|_| invalid)?;
-    let normalised = format!(
-        "{}@{}",
-        address.local_part(),
-        address.domain().to_ascii_lowercase()
-    );
-    // Belt and braces: only hand out what parses again.
-    EmailAddress::parse_with_options(&normalised, options()).map_err(|_| invalid)?;
-    Ok(normalised)
-}
-
-/// Phone check; returns E.164 (`+31612345678`).
-pub(super) fn normalise_phone(
-    raw: &str,
-    default_region: Option<country::Id>,
-) -> Result<String, (Rule, String)> {
-    if looks_like_scientific_notation(raw) {
-        return Err((
-            Rule::PhoneScientificNotation,
-            "looks like a number Excel converted to scientific notation; format the column as text and export again".to_owned(),
-        ));
-    }
-    let invalid = || (Rule::BadPhone, "is not a valid phone number".to_owned());
-    let mut compact = String::with_capacity(raw.len());
-    for c in raw.chars() {
-        match c {
-            '-' | '.' | '(' | ')' => {}
-            c if c.is_whitespace() => {}
-            c if c.is_ascii_digit() || (c == '+' && compact.is_empty()) => compact.push(c),
-            _ => return Err(invalid()),
-        }
-    }
-    let digits = compact.trim_start_matches('+');
-    if digits.is_empty() || digits.len() > MAX_PHONE_DIGITS {
-        return Err(invalid());
-    }
-    let has_plus = compact.starts_with('+');
-    if has_plus {
-        return valid_e164(None, &compact).ok_or_else(invalid);
-    }
-    // The + (or a leading 0) is often lost when a spreadsheet stores the number as a number.
-    let lost_plus_hint = || {
-        valid_e164(None, &format!("+{digits}"))
-            .map(|e164| format!("; it may be {e164} with the + lost by a spreadsheet"))
-    };
-    if let Some(region) = default_region {
-        return valid_e164(Some(region), digits).ok_or_else(|| {
-            let hint = lost_plus_hint()
-                .or_else(|| {
-                    (!digits.starts_with('0'))
-                        .then(|| "; it may have lost its leading 0 in a spreadsheet".to_owned())
-                })
-                .unwrap_or_default();
-            (Rule::BadPhone, format!("is not a valid phone number{hint}"))
-        });
-    }
-    if let Some(international) = digits.strip_prefix("00") {
-        return valid_e164(None, &format!("+{international}")).ok_or_else(invalid);
-    }
-    let hint = lost_plus_hint()
-        .or_else(|| {
-            (!digits.starts_with('0'))
-                .then(|| "; it may also have lost its leading 0 in a spreadsheet".to_owned())
-        })
-        .unwrap_or_default();
-    Err((
-        Rule::PhoneMissingCountry,
-        format!(
-            "has no country code (+…); add it or pass --default-region NL to read national numbers{hint}"
-        ),
-    ))
-}
-
-/// Parses and validates with phonenumber; E.164 when valid.
-fn valid_e164(region: Option<country::Id>, text: &str) -> Option<String> {
-    // phonenumber has panicked on odd input in the past; a panic here must
-    // become "invalid", never a crash of a million-row run.
-    std::panic::catch_unwind(|| {
-        let number = phonenumber::parse(region, text).ok()?;
-        if !phonenumber::is_valid(&number) {
-            return None;
-        }
-        let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
-        e164.starts_with('+').then_some(e164)
-    })
-    .ok()
-    .flatten()
-}
-
-/// `3.16123E+10`, `3,16E+10`, `3E10`: what Excel shows for a long number.
-fn looks_like_scientific_notation(raw: &str) -> bool {
-    let Some((mantissa, exponent)) = raw.split_once(['e', 'E']) else {
-        return false;
-    };
-    let exponent = exponent.strip_prefix('+').unwrap_or(exponent);
-    let (whole, fraction) = mantissa.split_once(['.', ',']).unwrap_or((mantissa, "0"));
-    let all_digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
-    all_digits(whole) && all_digits(fraction) && all_digits(exponent)
-}
-
 /// Turns `--default-region` into a phonenumber region.
 pub(super) fn parse_region(value: &str) -> Result<country::Id, InputError> {
     let bad = || InputError::BadRegion {
@@ -808,108 +692,6 @@ mod tests {
             uuid::Uuid::new_v5(&EXTERNAL_UUID_NAMESPACE, b"EMAIL:jan@example.com")
         );
         assert_eq!(derived.get_version_num(), 5);
-    }
-
-    #[test]
-    fn email_rules() {
-        assert_eq!(
-            normalise_email("Jan.Jansen@Example.COM").unwrap(),
-            "Jan.Jansen@example.com"
-        );
-        assert_eq!(
-            normalise_email("jan@@example").unwrap_err().1,
-            "is not a valid email address"
-        );
-        assert_eq!(
-            normalise_email("jan@example").unwrap_err().1,
-            "is not a valid email address"
-        );
-        assert_eq!(
-            normalise_email("jan@example.com.").unwrap_err().1,
-            "has a trailing dot"
-        );
-        assert_eq!(
-            normalise_email("jan @example.com").unwrap_err().1,
-            "contains spaces"
-        );
-        assert_eq!(
-            normalise_email("Jan <jan@example.com>").unwrap_err().1,
-            "contains spaces"
-        );
-        assert!(normalise_email("jan@[127.0.0.1]").is_err());
-        assert!(normalise_email("").is_err());
-    }
-
-    #[test]
-    fn phone_rules() {
-        let nl = Some(country::Id::NL);
-        assert_eq!(
-            normalise_phone("+31 6 1234 5678", None).unwrap(),
-            "+31612345678"
-        );
-        // phonenumber drops the Dutch "(0)" trunk prefix written after the country code.
-        assert_eq!(
-            normalise_phone("+31 (0)6-12.34.56.78", None).unwrap(),
-            "+31612345678"
-        );
-        assert_eq!(
-            normalise_phone("0031612345678", None).unwrap(),
-            "+31612345678"
-        );
-        assert_eq!(normalise_phone("06-12345678", nl).unwrap(), "+31612345678");
-        assert_eq!(normalise_phone("+49 30 901820", nl).unwrap(), "+4930901820");
-
-        let (rule, message) = normalise_phone("3.16123E+10", None).unwrap_err();
-        assert_eq!(rule, Rule::PhoneScientificNotation);
-        assert!(message.starts_with("looks like a number Excel converted to scientific notation"));
-        assert_eq!(
-            normalise_phone("3,16E+10", nl).unwrap_err().0,
-            Rule::PhoneScientificNotation
-        );
-        assert_eq!(
-            normalise_phone("3E10", None).unwrap_err().0,
-            Rule::PhoneScientificNotation
-        );
-
-        let (rule, message) = normalise_phone("0612345678", None).unwrap_err();
-        assert_eq!(rule, Rule::PhoneMissingCountry);
-        assert_eq!(
-            message,
-            "has no country code (+…); add it or pass --default-region NL to read national numbers"
-        );
-        let (rule, message) = normalise_phone("31612345678", None).unwrap_err();
-        assert_eq!(rule, Rule::PhoneMissingCountry);
-        assert!(
-            message.ends_with("; it may be +31612345678 with the + lost by a spreadsheet"),
-            "{message}"
-        );
-        let (_, message) = normalise_phone("612345678", None).unwrap_err();
-        assert!(message.ends_with("leading 0 in a spreadsheet"), "{message}");
-        // phonenumber reads a national number without its trunk 0 in the region.
-        assert_eq!(normalise_phone("612345678", nl).unwrap(), "+31612345678");
-        // ...and one that repeats its own country code.
-        assert_eq!(normalise_phone("31612345678", nl).unwrap(), "+31612345678");
-        let (rule, message) = normalise_phone("4930901820", nl).unwrap_err();
-        assert_eq!(rule, Rule::BadPhone);
-        assert!(message.contains("it may be +4930901820"), "{message}");
-
-        assert_eq!(
-            normalise_phone("+3161234", None).unwrap_err().0,
-            Rule::BadPhone
-        );
-        assert_eq!(
-            normalise_phone("call me", None).unwrap_err().0,
-            Rule::BadPhone
-        );
-        assert_eq!(
-            normalise_phone("+31+612345678", None).unwrap_err().0,
-            Rule::BadPhone
-        );
-        assert_eq!(normalise_phone("+", None).unwrap_err().0, Rule::BadPhone);
-        assert_eq!(
-            normalise_phone(&"9".repeat(40), None).unwrap_err().0,
-            Rule::BadPhone
-        );
     }
 
     #[test]
@@ -1017,7 +799,7 @@ mod tests {
             (
                 &["", "jan@@example", "A", ""],
                 Rule::BadEmail,
-                "email: \"jan@@example\" is not a valid email address",
+                "email: \"jan@@example\" contains \"@\" (U+0040) before the @; an address has one @",
             ),
             (
                 &["", "jan@example.com.", "A", ""],
@@ -1093,6 +875,37 @@ mod tests {
         );
     }
 
+    /// The spellings of one mailbox the issue found treated as several users.
+    #[test]
+    fn one_address_written_several_ways_is_one_user() {
+        let mut checker = new_checker(&["email", "name"]);
+        let first = valid(&mut checker, 2, &["user@bücher.de", "A"]);
+        assert_eq!(first.pointer.value, "user@bücher.de");
+        for (line, spelling) in [
+            (3, "user@xn--bcher-kva.de"),
+            (4, "USER@BÜCHER.DE"),
+            (5, "user@bÜcher.de"),
+            (6, "\u{feff}user@bücher.de"),
+        ] {
+            let repeat = problem(&mut checker, line, &[spelling, "B"]);
+            assert_eq!(repeat.rule, Rule::DuplicatePointer, "{spelling}");
+            assert!(
+                repeat.message.ends_with("already used on line 2"),
+                "{}",
+                repeat.message
+            );
+        }
+        valid(&mut checker, 7, &["j\u{f6}rg@example.com", "C"]);
+        let nfd = problem(&mut checker, 8, &["jo\u{308}rg@example.com", "C"]);
+        assert_eq!(
+            nfd.message,
+            "email: \"jörg@example.com\" already used on line 7"
+        );
+        valid(&mut checker, 9, &["jan@example.com", "D"]);
+        let upper = problem(&mut checker, 10, &["JAN@EXAMPLE.COM", "D"]);
+        assert_eq!(upper.rule, Rule::DuplicatePointer);
+    }
+
     #[test]
     fn excel_escaped_cells_are_read_unescaped() {
         let mut checker = new_checker(&["phone_number", "name"]);
@@ -1127,16 +940,6 @@ mod tests {
             "{error}"
         );
         assert!(error.ends_with("columns found: name, products"), "{error}");
-    }
-
-    #[test]
-    fn scientific_notation_detector() {
-        for yes in ["3.16123E+10", "3,16E+10", "3E10", "3.1e+11"] {
-            assert!(looks_like_scientific_notation(yes), "{yes}");
-        }
-        for no in ["+31612345678", "E10", "3.E10", "3.1E", "3.1E+", "e"] {
-            assert!(!looks_like_scientific_notation(no), "{no}");
-        }
     }
 
     #[test]

@@ -24,9 +24,16 @@ fn every_fixture_ends_in_its_documented_message_and_exit_code_without_panicking(
         ("empty.csv", &[], 2, "is empty"),
         ("excel_phones.csv", &[], 1, "scientific notation"),
         ("header_only.csv", &[], 0, "0 rows"),
-        ("invalid_utf8.csv", &[], 2, "--encoding latin1"),
-        ("latin1.csv", &[], 2, "byte offset"),
+        (
+            "invalid_utf8.csv",
+            &["--encoding", "utf-8"],
+            2,
+            "--encoding latin1",
+        ),
+        ("latin1.csv", &["--encoding", "utf-8"], 2, "byte offset"),
         ("latin1.csv", &["--encoding", "latin1"], 0, "0 invalid"),
+        ("latin1.csv", &[], 0, "encoding windows-1252 (detected)"),
+        ("latin1.csv", &[], 0, "read as Windows-1252 (detected)"),
         ("missing_column.csv", &[], 2, "columns found"),
         (
             "no_pointer_column.csv",

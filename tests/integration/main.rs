@@ -11,7 +11,8 @@
 //!   files, foreign results files, broken quoting, old line ends;
 //! - `operator`: the operator's slips: stdin and FIFOs, closed pipes, SIGHUP/SIGTERM, file
 //!   modes, credentials in URLs, key files, the simulator's key check;
-//! - `status`: following provisions to the finish.
+//! - `status`: following provisions to the finish;
+//! - `validation`: one user per address, our re-saved results file, encodings.
 
 mod support;
 
@@ -22,3 +23,4 @@ mod guards;
 mod operator;
 mod provision;
 mod status;
+mod validation;
