@@ -411,7 +411,8 @@ type LogReader = csv::Reader<io::Take<File>>;
 /// makes a non-ASCII name or address invalid UTF-8, and that must not hide the row's
 /// uuid and status (which are ASCII) from resume, or the user would be sent again.
 fn read_record(reader: &mut LogReader, record: &mut csv::StringRecord) -> bool {
-    let mut bytes = csv::ByteRecord::new();
+    // The record's buffers are reused row after row; only a row that is not UTF-8 allocates.
+    let mut bytes = std::mem::take(record).into_byte_record();
     loop {
         match reader.read_byte_record(&mut bytes) {
             Ok(more) => {

@@ -50,7 +50,7 @@ impl UserReader {
         if reader.encoding_detected {
             tracing::warn!(
                 "{}: not UTF-8, read as Windows-1252 (detected); pass --encoding latin1 to say so, or --encoding utf-8 to stop on such files",
-                path.display()
+                options.shown_as.as_deref().unwrap_or(path).display()
             );
         }
         Ok(reader)

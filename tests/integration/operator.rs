@@ -190,7 +190,9 @@ fn regression_errors_on_standard_input_name_it_and_keep_line_numbers() {
         text(&output)
     );
 
+    // Strict UTF-8: by default a file with no UTF-8 text is read as Windows-1252.
     let mut child = validate_stdin()
+        .args(["--encoding", "utf-8"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
