@@ -259,15 +259,20 @@ impl ResumeIndex {
 }
 
 impl ResumeIndex {
-    /// A light first look at a results file: `None` when it has no rows (a first run, or a
-    /// lost file), else the uuids whose last word may be `pending` or `failed` (sorted; a
-    /// superset of [`ResumeIndex::is_unsettled`], which also knows which became provisioned).
+    /// A light first look at a results file: `None` when it cannot tell which rows an earlier
+    /// run sent, because it has no rows (a first run, or a lost file) or ends in a torn row
+    /// (whose user is unknown), else the uuids whose last word may be `pending` or `failed`
+    /// (sorted; a superset of [`ResumeIndex::is_unsettled`], which also knows which became
+    /// provisioned).
     /// It holds only those uuids, so the full index need not exist while the input is
     /// surveyed.
     pub fn scan_unsettled(path: &Path) -> Result<Option<Vec<u128>>, LedgerError> {
-        let Some((mut reader, _)) = open_log_reader(path)? else {
+        let Some((mut reader, torn_tail)) = open_log_reader(path)? else {
             return Ok(None);
         };
+        if torn_tail {
+            return Ok(None);
+        }
         let mut any_rows = false;
         let mut maybe_unsettled = Vec::new();
         let mut record = csv::StringRecord::new();
@@ -897,6 +902,37 @@ mod tests {
                 (9, RowStatus::Provisioned, Some(99)),
             ]
         );
+    }
+
+    /// A row torn in its last field still has every column; it must not be read either (its
+    /// write never completed), and the cut keeps the rows before it.
+    #[test]
+    fn a_row_torn_in_its_last_field_is_ignored_like_any_torn_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let mut writer = LedgerWriter::open(&path, false).unwrap();
+        writer
+            .append(&row(2, 1, RowStatus::Provisioned, Some(4000123)))
+            .unwrap();
+        drop(writer);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        write!(
+            file,
+            "3,{},EMAIL,x@example.com,provisioned,4000124,,1,2026-11-28T10:",
+            Uuid::from_u128(2)
+        )
+        .unwrap();
+        drop(file);
+        let index = ResumeIndex::load(&path).unwrap();
+        assert!(index.torn_tail);
+        assert_eq!(index.rows_read, 1);
+        assert_eq!(index.provision_id(&Uuid::from_u128(2)), None);
+        assert_eq!(
+            read_provisioned(&path).unwrap(),
+            vec![(Uuid::from_u128(1), 4000123)]
+        );
+        // Whose row was torn is unknown: every row not known as provisioned needs a lookup.
+        assert_eq!(ResumeIndex::scan_unsettled(&path).unwrap(), None);
     }
 
     #[test]

@@ -109,10 +109,13 @@ pub async fn run(
             "the results file ended in a torn line (the last run was killed mid-write); it is ignored"
         );
     }
-    let ledger_was_empty = index.rows_read == 0;
+    // With no rows there is nothing to trust; with a torn last row, that row's user (whose
+    // POST may have been answered) is unknown. Either way every row the file does not hold as
+    // provisioned is looked up before it is sent.
+    let unlisted_rows_unknown = index.rows_read == 0 || index.torn_tail;
     unknown.retain(|&uuid| {
         let uuid = uuid::Uuid::from_u128(uuid);
-        index.provision_id(&uuid).is_none() && (ledger_was_empty || index.is_unsettled(&uuid))
+        index.provision_id(&uuid).is_none() && (unlisted_rows_unknown || index.is_unsettled(&uuid))
     });
 
     let counters = Arc::new(RequestCounters::default());
@@ -208,7 +211,7 @@ pub async fn run(
         options: options.clone(),
         index,
         bulk,
-        ledger_was_empty,
+        unlisted_rows_unknown,
         post_pacer,
         lookup_pacer,
         counters: counters.clone(),

@@ -20,7 +20,8 @@ pub struct Worker {
     pub options: EngineOptions,
     pub index: Arc<ResumeIndex>,
     pub bulk: BulkResult,
-    pub ledger_was_empty: bool,
+    /// Every row not in the results file may have been sent (no file, or a torn last row).
+    pub unlisted_rows_unknown: bool,
     pub post_pacer: Arc<Pacer>,
     pub lookup_pacer: Arc<Pacer>,
     pub counters: Arc<RequestCounters>,
@@ -110,7 +111,7 @@ impl Worker {
                     attempts: 0,
                 };
             }
-            let unknown_state = self.ledger_was_empty || self.index.is_unsettled(&uuid);
+            let unknown_state = self.unlisted_rows_unknown || self.index.is_unsettled(&uuid);
             let needs_lookup = unknown_state && !self.bulk.is_absent(&uuid);
             if self.options.dry_run {
                 // Read-only: a row the bulk scan could not settle is looked up one by one.
