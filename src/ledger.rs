@@ -904,6 +904,35 @@ mod tests {
         );
     }
 
+    /// Groups without a `provisioned` row keep their latest word, whichever run wrote it: an
+    /// earlier run's `pending` followed by this run's `failed` is `failed` (the next run must
+    /// retry it, and say why), and an earlier `failed` followed by a `pending` this run left in
+    /// flight is `pending` (the next run must look it up before sending).
+    #[test]
+    fn compaction_keeps_the_latest_word_of_groups_that_never_got_provisioned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let mut killed = LedgerWriter::open(&path, false).unwrap();
+        killed.append(&row(2, 1, RowStatus::Pending, None)).unwrap();
+        killed.append(&row(3, 2, RowStatus::Failed, None)).unwrap();
+        drop(killed); // killed: never compacted
+
+        let mut second = LedgerWriter::open(&path, false).unwrap();
+        let index = ResumeIndex::load(&path).unwrap();
+        second.append(&row(2, 1, RowStatus::Failed, None)).unwrap();
+        second.append(&row(3, 2, RowStatus::Pending, None)).unwrap();
+        second.compact(&index).unwrap();
+
+        let summary: Vec<(u64, RowStatus)> = read_rows(&path)
+            .iter()
+            .map(|r| (r.line, r.status))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![(2, RowStatus::Failed), (3, RowStatus::Pending)]
+        );
+    }
+
     /// A row torn in its last field still has every column; it must not be read either (its
     /// write never completed), and the cut keeps the rows before it.
     #[test]
