@@ -354,3 +354,42 @@ fn second_ctrl_c_exits_at_once_and_the_next_run_reconciles_the_rest() {
     assert_eq!(code(&rerun), 0, "{}", text(&rerun));
     assert_all_provisioned_exactly_once(&work, &sim, rows);
 }
+
+/// A row an earlier run left `pending` whose provision is too old for the first list page:
+/// the bulk scan gives up after one page (per-row lookups are cheaper for one row), so only
+/// the row's own lookup can find it. Without that lookup the row would be sent again.
+#[test]
+fn a_pending_row_the_list_scan_does_not_reach_is_looked_up_before_it_is_sent() {
+    let sim = Sim::start(&[
+        NO_DUPLICATE_CHECK[0],
+        NO_DUPLICATE_CHECK[1],
+        "--no-rate-limits",
+    ]);
+    let work = Workdir::new();
+    let rows = 250;
+    work.write("users.csv", &users_csv(rows));
+    // One at a time, so the first row holds the oldest provision, beyond the newest 200.
+    let first = work.provision(&sim, "users.csv", &["--rate", "0", "--concurrency", "1"]);
+    assert_eq!(code(&first), 0, "{}", text(&first));
+
+    // As if the run had died with the first row's answer in flight.
+    let path = work.path("results.csv");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let first_row = original.lines().nth(1).unwrap().to_string();
+    let id = &work.results()[0]["provision_id"];
+    let pending = first_row.replace(&format!(",provisioned,{id},"), ",pending,,");
+    assert_ne!(pending, first_row);
+    std::fs::write(&path, original.replace(&first_row, &pending)).unwrap();
+
+    let second = work.provision(
+        &sim,
+        "users.csv",
+        &["--rate", "0", "--lookup-rate", "0", "--json"],
+    );
+    assert_eq!(code(&second), 0, "{}", text(&second));
+    let summary: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(summary["reconciled"], 1, "{summary}");
+    assert_eq!(summary["post_requests"], 0, "{summary}");
+    assert_all_provisioned_exactly_once(&work, &sim, rows);
+    assert_eq!(work.results()[0]["provision_id"], *id);
+}
