@@ -964,6 +964,30 @@ mod tests {
         assert_eq!(ResumeIndex::scan_unsettled(&path).unwrap(), None);
     }
 
+    /// A complete line with columns missing (edited by hand, or cut and glued) is not trusted:
+    /// `…,provisioned,40001` could be a provision id cut short.
+    #[test]
+    fn a_complete_row_with_missing_columns_is_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let mut writer = LedgerWriter::open(&path, false).unwrap();
+        writer
+            .append(&row(2, 1, RowStatus::Provisioned, Some(4000123)))
+            .unwrap();
+        drop(writer);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        writeln!(
+            file,
+            "3,{},EMAIL,x@example.com,provisioned,40001",
+            Uuid::from_u128(2)
+        )
+        .unwrap();
+        drop(file);
+        let index = ResumeIndex::load(&path).unwrap();
+        assert_eq!(index.rows_read, 1);
+        assert_eq!(index.provision_id(&Uuid::from_u128(2)), None);
+    }
+
     #[test]
     fn refuses_a_file_that_is_not_a_results_file() {
         let dir = tempfile::tempdir().unwrap();
