@@ -988,6 +988,33 @@ mod tests {
         assert_eq!(index.provision_id(&Uuid::from_u128(2)), None);
     }
 
+    /// A line the csv reader rejects (here: not UTF-8) is skipped, and the rows after it still
+    /// count: stopping there would make every later user look unsent.
+    #[test]
+    fn a_mangled_line_in_the_middle_hides_none_of_the_rows_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let mut writer = LedgerWriter::open(&path, false).unwrap();
+        writer
+            .append(&row(2, 1, RowStatus::Provisioned, Some(4000123)))
+            .unwrap();
+        drop(writer);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"3,\xff\xfe,EMAIL,x@example.com,pending,,,1,2026-11-28T10:00:00Z\n")
+            .unwrap();
+        drop(file);
+        let mut writer = LedgerWriter::open(&path, false).unwrap();
+        writer.append(&row(4, 3, RowStatus::Pending, None)).unwrap();
+        writer
+            .append(&row(5, 4, RowStatus::Provisioned, Some(4000124)))
+            .unwrap();
+        drop(writer);
+        let index = ResumeIndex::load(&path).unwrap();
+        assert_eq!(index.provision_id(&Uuid::from_u128(4)), Some(4000124));
+        assert!(index.is_unsettled(&Uuid::from_u128(3)));
+        assert_eq!(ResumeIndex::scan_unsettled(&path).unwrap(), Some(vec![3]));
+    }
+
     #[test]
     fn refuses_a_file_that_is_not_a_results_file() {
         let dir = tempfile::tempdir().unwrap();
