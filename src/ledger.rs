@@ -1015,6 +1015,16 @@ mod tests {
         assert_eq!(ResumeIndex::scan_unsettled(&path).unwrap(), Some(vec![3]));
     }
 
+    /// No results file yet is a first run, not an error.
+    #[test]
+    fn a_missing_results_file_is_an_empty_ledger() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("none.csv");
+        let index = ResumeIndex::load(&path).unwrap();
+        assert_eq!((index.rows_read, index.torn_tail), (0, false));
+        assert_eq!(ResumeIndex::scan_unsettled(&path).unwrap(), None);
+    }
+
     #[test]
     fn refuses_a_file_that_is_not_a_results_file() {
         let dir = tempfile::tempdir().unwrap();
