@@ -1053,6 +1053,132 @@ mod tests {
         );
     }
 
+    /// Groups without a `provisioned` row keep their latest word, whichever run wrote it: an
+    /// earlier run's `pending` followed by this run's `failed` is `failed` (the next run must
+    /// retry it, and say why), and an earlier `failed` followed by a `pending` this run left in
+    /// flight is `pending` (the next run must look it up before sending).
+    #[test]
+    fn compaction_keeps_the_latest_word_of_groups_that_never_got_provisioned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let mut killed = LedgerWriter::open(&path, false).unwrap();
+        killed.append(&row(2, 1, RowStatus::Pending, None)).unwrap();
+        killed.append(&row(3, 2, RowStatus::Failed, None)).unwrap();
+        drop(killed); // killed: never compacted
+
+        let mut second = LedgerWriter::open(&path, false).unwrap();
+        let index = ResumeIndex::load(&path).unwrap();
+        second.append(&row(2, 1, RowStatus::Failed, None)).unwrap();
+        second.append(&row(3, 2, RowStatus::Pending, None)).unwrap();
+        second.compact(&index).unwrap();
+
+        let summary: Vec<(u64, RowStatus)> = read_rows(&path)
+            .iter()
+            .map(|r| (r.line, r.status))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![(2, RowStatus::Failed), (3, RowStatus::Pending)]
+        );
+    }
+
+    /// A row torn in its last field still has every column; it must not be read either (its
+    /// write never completed), and the cut keeps the rows before it.
+    #[test]
+    fn a_row_torn_in_its_last_field_is_ignored_like_any_torn_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let mut writer = LedgerWriter::open(&path, false).unwrap();
+        writer
+            .append(&row(2, 1, RowStatus::Provisioned, Some(4000123)))
+            .unwrap();
+        drop(writer);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        write!(
+            file,
+            "3,{},EMAIL,x@example.com,provisioned,4000124,,1,2026-11-28T10:",
+            Uuid::from_u128(2)
+        )
+        .unwrap();
+        drop(file);
+        let index = ResumeIndex::load(&path).unwrap();
+        assert!(index.torn_tail);
+        assert_eq!(index.rows_read, 1);
+        assert_eq!(index.provision_id(&Uuid::from_u128(2)), None);
+        assert_eq!(
+            read_provisioned(&path).unwrap(),
+            vec![(Uuid::from_u128(1), 4000123)]
+        );
+        // The torn row counts for nothing: its user is looked up like every row not provisioned.
+        assert_eq!(
+            scan_provisioned_hashes(&path).unwrap(),
+            vec![uuid_hash32(1)]
+        );
+    }
+
+    /// A complete line with columns missing (edited by hand, or cut and glued) is not trusted:
+    /// `…,provisioned,40001` could be a provision id cut short.
+    #[test]
+    fn a_complete_row_with_missing_columns_is_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let mut writer = LedgerWriter::open(&path, false).unwrap();
+        writer
+            .append(&row(2, 1, RowStatus::Provisioned, Some(4000123)))
+            .unwrap();
+        drop(writer);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        writeln!(
+            file,
+            "3,{},EMAIL,x@example.com,provisioned,40001",
+            Uuid::from_u128(2)
+        )
+        .unwrap();
+        drop(file);
+        let index = ResumeIndex::load(&path).unwrap();
+        assert_eq!(index.rows_read, 1);
+        assert_eq!(index.provision_id(&Uuid::from_u128(2)), None);
+    }
+
+    /// A line the csv reader rejects (here: not UTF-8) is skipped, and the rows after it still
+    /// count: stopping there would make every later user look unsent.
+    #[test]
+    fn a_mangled_line_in_the_middle_hides_none_of_the_rows_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let mut writer = LedgerWriter::open(&path, false).unwrap();
+        writer
+            .append(&row(2, 1, RowStatus::Provisioned, Some(4000123)))
+            .unwrap();
+        drop(writer);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"3,\xff\xfe,EMAIL,x@example.com,pending,,,1,2026-11-28T10:00:00Z\n")
+            .unwrap();
+        drop(file);
+        let mut writer = LedgerWriter::open(&path, false).unwrap();
+        writer.append(&row(4, 3, RowStatus::Pending, None)).unwrap();
+        writer
+            .append(&row(5, 4, RowStatus::Provisioned, Some(4000124)))
+            .unwrap();
+        drop(writer);
+        let index = ResumeIndex::load(&path).unwrap();
+        assert_eq!(index.provision_id(&Uuid::from_u128(4)), Some(4000124));
+        assert_eq!(index.provision_id(&Uuid::from_u128(3)), None);
+        let mut expected = vec![uuid_hash32(1), uuid_hash32(4)];
+        expected.sort_unstable();
+        assert_eq!(scan_provisioned_hashes(&path).unwrap(), expected);
+    }
+
+    /// No results file yet is a first run, not an error.
+    #[test]
+    fn a_missing_results_file_is_an_empty_ledger() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("none.csv");
+        let index = ResumeIndex::load(&path).unwrap();
+        assert_eq!((index.rows_read, index.torn_tail), (0, false));
+        assert!(scan_provisioned_hashes(&path).unwrap().is_empty());
+    }
+
     #[test]
     fn refuses_a_file_that_is_not_a_results_file() {
         let dir = tempfile::tempdir().unwrap();

@@ -46,4 +46,23 @@ mod tests {
             assert!(backoff.delay(attempt) <= bound);
         }
     }
+
+    /// The delays really wait, and spread over their range: of 200 draws, none is certain to
+    /// fall in the lower quarter (the chance that all do is 0.25^200).
+    #[test]
+    fn delays_spread_over_the_range_and_grow_with_the_attempt() {
+        let backoff = Backoff {
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(10),
+        };
+        for attempt in 1..=6 {
+            let bound = Duration::from_millis(100) * (1 << (attempt - 1));
+            let longest = (0..200).map(|_| backoff.delay(attempt)).max().unwrap();
+            assert!(
+                longest > bound / 4,
+                "attempt {attempt}: longest of 200 delays {longest:?}, bound {bound:?}"
+            );
+            assert!(longest <= bound);
+        }
+    }
 }

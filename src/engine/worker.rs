@@ -427,10 +427,24 @@ mod tests {
 
     fn phone() -> impl Strategy<Value = String> {
         prop_oneof![
-            "\\+31 ?6[1-9][0-9]{7}",
-            "\\+49 ?15[1-9][0-9]{8}",
+            // Ranges libphonenumber knows as allocated, so most generated rows are valid.
+            "\\+31 ?6[1-5][0-9]{7}",
+            "\\+49 ?151[0-9]{8}",
+            // Mostly unallocated ranges: rows that must be refused, not sent.
+            "\\+49 ?15[2-9][0-9]{8}",
             "\\(\\+44\\) 7[1-9]00-9[0-9]{5}"
         ]
+    }
+
+    fn products() -> impl Strategy<Value = Vec<&'static str>> {
+        proptest::sample::subsequence(
+            vec![
+                "USER_VERIFIED",
+                "USER_ANONYMOUS_TRANSACTION_AUDIT",
+                "COMPANY_VERIFIED",
+            ],
+            0..=3,
+        )
     }
 
     /// (email, phone): either one, or both.
@@ -447,31 +461,54 @@ mod tests {
 
         /// Every row that passes local validation becomes a body the simulator accepts:
         /// validation is never looser than bunq's documented rules. The flat format needs both
-        /// an email and a phone number (bunq-api.md §6.1 variant B).
+        /// an email and a phone number (bunq-api.md §6.1 variant B). And the body is the
+        /// row's: its uuid (given, or derived from the pointer), its pointer and its products.
         #[test]
         fn every_valid_row_builds_a_body_the_simulator_accepts(
-            rows in proptest::collection::vec((pointer(), name(), proptest::option::of(any::<u128>())), 1..20)
+            rows in proptest::collection::vec(
+                (pointer(), name(), proptest::option::of(any::<u128>()), products()),
+                1..20,
+            )
         ) {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("users.csv");
             let mut writer = csv::Writer::from_writer(std::fs::File::create(&path).unwrap());
-            writer.write_record(["external_uuid", "email", "phone_number", "name"]).unwrap();
-            for ((email, phone), name, uuid) in &rows {
+            writer.write_record(["external_uuid", "email", "phone_number", "name", "products"]).unwrap();
+            for ((email, phone), name, uuid, products) in &rows {
                 let uuid = uuid.map(|u| uuid::Uuid::from_u128(u).to_string()).unwrap_or_default();
-                writer.write_record([uuid.as_str(), email, phone, name]).unwrap();
+                writer.write_record([uuid.as_str(), email, phone, name, &products.join(";")]).unwrap();
             }
             writer.flush().unwrap();
             drop(writer);
             for row in UserReader::open(&path, &InputOptions::default()).unwrap() {
                 let row = row.unwrap();
                 let Ok(user) = row.checked else { continue };
+                let ((email, phone), _, uuid, products) = &rows[(row.line - 2) as usize];
+                let expected_uuid = match uuid {
+                    Some(u) => uuid::Uuid::from_u128(*u),
+                    None => crate::input::derive_external_uuid(user.pointer.pointer_type, &user.pointer.value),
+                };
+                let phone_e164 = format!("+{}", phone.chars().filter(char::is_ascii_digit).collect::<String>());
+                let expected_pointer = if email.is_empty() { phone_e164.clone() } else { email.clone() };
+                let expected_products: Vec<String> = if products.is_empty() {
+                    vec!["USER_VERIFIED".to_string()]
+                } else {
+                    products.iter().map(|p| p.to_string()).collect()
+                };
                 let has_both = user.phone_number.is_some();
                 let formats: &[BodyFormat] =
                     if has_both { &[BodyFormat::Pointer, BodyFormat::Flat] } else { &[BodyFormat::Pointer] };
                 for &format in formats {
                     let body = request_for(&user).to_body(format);
                     let accepted = crate::sim::provision::parse_create_body(&body);
-                    prop_assert!(accepted.is_ok(), "{:?}: {}", accepted.err(), String::from_utf8_lossy(&body));
+                    prop_assert!(accepted.is_ok(), "{:?}: {}", accepted.as_ref().err(), String::from_utf8_lossy(&body));
+                    let sent = accepted.unwrap();
+                    prop_assert_eq!(&sent.external_uuid, &expected_uuid.to_string());
+                    prop_assert_eq!(&sent.pointer_value, &expected_pointer);
+                    prop_assert_eq!(&sent.products, &expected_products);
+                    if format == BodyFormat::Flat {
+                        prop_assert_eq!(sent.phone_number.as_deref(), Some(phone_e164.as_str()));
+                    }
                 }
             }
         }

@@ -649,50 +649,146 @@ mod properties {
         "other",
     ];
 
+    /// The cells of a row that must pass validation (`HEADERS` order): a unique email (the
+    /// row number is in it) and/or an international phone, an optional uuid, known products.
+    /// Returns the cells and the pointer value the row must end up with.
+    fn valid_row(row_number: usize) -> impl Strategy<Value = (Vec<String>, String)> {
+        let email = "[a-z0-9]{1,8}(\\.[a-z0-9]{1,5})?"
+            .prop_map(move |local| format!("{local}.r{row_number}@valid-row.example.org"));
+        // Only number ranges libphonenumber knows as allocated (not every 06/015x is).
+        let phone = prop_oneof![
+            "\\+31 ?6[1-5][0-9]{7}",
+            "\\+31 6-[1-5][0-9]{3} [0-9]{4}",
+            "\\+49 ?151[0-9]{8}",
+        ];
+        let products = proptest::sample::subsequence(
+            vec![
+                "USER_VERIFIED",
+                "USER_ANONYMOUS_TRANSACTION_AUDIT",
+                "COMPANY_VERIFIED",
+            ],
+            0..=3,
+        );
+        (
+            proptest::option::of(any::<u128>().prop_filter("not nil", |u| *u != 0)),
+            prop_oneof![
+                email.clone().prop_map(|e| (e, String::new())),
+                phone.clone().prop_map(|p| (String::new(), p)),
+                (email, phone),
+            ],
+            "[A-Za-z][A-Za-z .'-]{0,20}",
+            products,
+            any::<String>(),
+        )
+            .prop_map(|(uuid, (email, phone), name, products, other)| {
+                let pointer = if email.is_empty() {
+                    let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+                    format!("+{digits}")
+                } else {
+                    email.clone()
+                };
+                let uuid = uuid
+                    .map(|u| uuid::Uuid::from_u128(u).to_string())
+                    .unwrap_or_default();
+                let cells = vec![
+                    uuid,
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    email,
+                    phone,
+                    name,
+                    products.join(";"),
+                    other,
+                ];
+                (cells, pointer)
+            })
+    }
+
+    /// Rows of a file: hostile ones (arbitrary cells, mostly invalid) mixed with rows that
+    /// must be valid. Each row comes with the pointer it must get, `None` for hostile rows.
+    fn mixed_rows(max: usize) -> impl Strategy<Value = Vec<(Vec<String>, Option<String>)>> {
+        proptest::collection::vec(any::<bool>(), 1..max).prop_flat_map(|kinds| {
+            kinds
+                .into_iter()
+                .enumerate()
+                .map(|(row_number, valid)| {
+                    if valid {
+                        valid_row(row_number)
+                            .prop_map(|(cells, pointer)| (cells, Some(pointer)))
+                            .boxed()
+                    } else {
+                        proptest::collection::vec(cell(), 9)
+                            .prop_map(|cells| (cells, None))
+                            .boxed()
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+    }
+
+    fn write_rows<'a>(path: &std::path::Path, rows: impl Iterator<Item = &'a Vec<String>>) {
+        let mut writer = csv::Writer::from_path(path).unwrap();
+        writer.write_record(HEADERS).unwrap();
+        for row in rows {
+            writer.write_record(row).unwrap();
+        }
+        writer.flush().unwrap();
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
+        /// Whatever the cells, no panic and every accepted row is sound; and every row built to
+        /// be valid is accepted, with its uuid, pointer and products.
         #[test]
-        fn arbitrary_cells_never_panic(
-            rows in proptest::collection::vec(proptest::collection::vec(cell(), 9), 0..12),
+        fn arbitrary_cells_never_panic_and_valid_rows_pass(
+            rows in mixed_rows(14),
             region in proptest::option::of(Just("NL".to_owned())),
         ) {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("p.csv");
-            {
-                let mut writer = csv::Writer::from_path(&path).unwrap();
-                writer.write_record(HEADERS).unwrap();
-                for row in &rows {
-                    writer.write_record(row).unwrap();
-                }
-                writer.flush().unwrap();
-            }
+            write_rows(&path, rows.iter().map(|(cells, _)| cells));
             let options = InputOptions { default_region: region, ..InputOptions::default() };
             let reader = UserReader::open(&path, &options).unwrap();
             let mut count = 0;
             for row in reader {
-                check_row_invariants(&row.unwrap());
+                let row = row.unwrap();
+                check_row_invariants(&row);
+                // One record per generated row, in order.
+                let (cells, expected_pointer) = &rows[count];
                 count += 1;
+                let Some(expected_pointer) = expected_pointer else { continue };
+                if rows[..count - 1].iter().any(|(earlier, _)| earlier[0] == cells[0] && !cells[0].is_empty()) {
+                    continue; // a hostile row took this uuid first
+                }
+                let user = match row.checked {
+                    Ok(user) => user,
+                    Err(problem) => {
+                        prop_assert!(false, "a valid row was refused: {:?}: {}", cells, problem.message);
+                        unreachable!()
+                    }
+                };
+                prop_assert_eq!(&user.pointer.value, expected_pointer);
+                if !cells[0].is_empty() {
+                    prop_assert_eq!(user.external_uuid.to_string(), cells[0].clone());
+                }
+                let products: Vec<&str> = user.products.iter().map(|p| p.as_str()).collect();
+                let expected_products = if cells[7].is_empty() { "USER_VERIFIED" } else { &cells[7] };
+                prop_assert_eq!(products.join(";"), expected_products);
             }
-            prop_assert!(count <= rows.len());
+            prop_assert_eq!(count, rows.len());
         }
 
         /// A second pass that replays the first pass's duplicate verdicts gives every row
         /// exactly the verdict the first pass gave it.
         #[test]
-        fn replaying_duplicates_gives_the_same_verdicts(
-            rows in proptest::collection::vec(proptest::collection::vec(cell(), 9), 0..16),
-        ) {
+        fn replaying_duplicates_gives_the_same_verdicts(rows in mixed_rows(16)) {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("r.csv");
-            {
-                let mut writer = csv::Writer::from_path(&path).unwrap();
-                writer.write_record(HEADERS).unwrap();
-                for row in rows.iter().chain(rows.iter()) {
-                    writer.write_record(row).unwrap();
-                }
-                writer.flush().unwrap();
-            }
+            // Every row twice: valid rows and their repeats (invalid as duplicates) both occur.
+            let cells = rows.iter().map(|(cells, _)| cells);
+            write_rows(&path, cells.clone().chain(cells));
             let options = InputOptions::default();
             let verdict = |row: InputRow| (row.line, row.checked.map_err(|p| p.message));
             let mut first = UserReader::open(&path, &options).unwrap();

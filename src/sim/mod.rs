@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use crypto::CryptoError;
-pub use options::{OptionError, PostResponse, RateLimit, SimOptions};
+pub use options::{DuplicateUuids, OptionError, PostResponse, RateLimit, SimOptions};
 pub use state::{FaultStats, SimProvision, SimStats};
 
 use server::Shared;

@@ -86,6 +86,20 @@ pub enum PostResponse {
     Full,
 }
 
+/// What a POST for an `external_uuid` the simulator already holds gets.
+///
+/// bunq-api.md §6.5: bunq documents no duplicate check. `reject` is the kind answer a client
+/// must not rely on; `create` is the unkind one (a second provision with a new id) that tests
+/// use to prove the client never sends a committed row again.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DuplicateUuids {
+    /// 400 "Provision with external_uuid ... already exists."
+    #[default]
+    Reject,
+    /// A second provision for the same uuid, as bunq might make.
+    Create,
+}
+
 /// Simulator behaviour. Every field is a flag of `bunq-onboard simulate`; the defaults are
 /// bunq's documented limits with no faults and no added latency.
 #[derive(clap::Args, Debug, Clone, PartialEq)]
@@ -121,6 +135,12 @@ pub struct SimOptions {
     /// stage 2 instead of getting a credential.
     #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = parse_rate)]
     pub provision_fail_rate: f64,
+
+    /// A POST for an external_uuid that already has a provision: `reject` answers 400
+    /// "Provision with external_uuid ... already exists.", `create` makes a second provision
+    /// with a new id (bunq documents no duplicate check, so a client must never rely on one).
+    #[arg(long, value_enum, value_name = "WHAT", default_value_t = DuplicateUuids::Reject)]
+    pub duplicate_uuids: DuplicateUuids,
 
     /// Id given to the first provision; later ones count up from here.
     #[arg(long, value_name = "ID", default_value_t = 4_000_001)]
@@ -213,6 +233,7 @@ impl Default for SimOptions {
             progress_step_ms: 2000,
             credential_ttl_secs: 3600,
             provision_fail_rate: 0.0,
+            duplicate_uuids: DuplicateUuids::Reject,
             first_provision_id: 4_000_001,
             // bunq-api.md §4 (a): POST 5 / GET 3 / PUT 2 per 3 s, session-server 1 per 30 s.
             post_limit: RateLimit::new(5, 3.0),
@@ -267,8 +288,11 @@ mod tests {
             "--fail-after-commit",
             "0.25",
             "--no-rate-limits",
+            "--duplicate-uuids",
+            "create",
         ])
         .expect("flags parse");
+        assert_eq!(parsed.sim.duplicate_uuids, DuplicateUuids::Create);
         assert_eq!(parsed.sim.post_limit, RateLimit::new(300, 3.0));
         assert_eq!(parsed.sim.get_limit, RateLimit::new(1, 0.5));
         assert_eq!(parsed.sim.expire_session_after, Some(7));

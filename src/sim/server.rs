@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::crypto::{ServerKey, parse_client_public_key, verify_client_signature};
-use super::options::{PostResponse, RateLimit, SimOptions};
+use super::options::{DuplicateUuids, PostResponse, RateLimit, SimOptions};
 use super::provision::{
     ListQuery, NewProvision, Provision, Timing, bunq_time, parse_create_body, parse_list_query,
     select_page,
@@ -621,9 +621,14 @@ fn provision_create(sh: &Shared, body: &[u8]) -> Result<Outcome, ApiError> {
         w.stats.faults.fail_before_commit += 1;
         return Err(err(500, TXT_INTERNAL));
     }
-    // bunq-api.md §6.5: duplicate behaviour is undocumented; the simulator picks the least
-    // helpful plausible answer so clients must look the provision up themselves.
-    if w.by_uuid.contains_key(&new.external_uuid) {
+    // bunq-api.md §6.5: duplicate behaviour is undocumented. `reject` is the least helpful
+    // plausible answer (clients must look the provision up themselves); `create` is what a
+    // bunq without a duplicate check would do.
+    let already_held = w.by_uuid.contains_key(&new.external_uuid);
+    if already_held {
+        w.stats.posts_for_existing_uuids += 1;
+    }
+    if already_held && o.duplicate_uuids == DuplicateUuids::Reject {
         w.stats.duplicate_rejections += 1;
         return Err(err(
             400,
@@ -655,7 +660,15 @@ fn provision_create(sh: &Shared, body: &[u8]) -> Result<Outcome, ApiError> {
         PostResponse::Id => json!({ "Id": { "id": id } }),
         PostResponse::Full => json!({ "PartnerUserProvision": p.to_json(now, &sh.timing) }),
     };
-    w.by_uuid.insert(p.new.external_uuid.clone(), index);
+    if already_held {
+        w.stats.duplicates_created += 1;
+        w.duplicates
+            .entry(p.new.external_uuid.clone())
+            .or_default()
+            .push(index);
+    } else {
+        w.by_uuid.insert(p.new.external_uuid.clone(), index);
+    }
     w.provisions.push(p);
     w.stats.provisions_created += 1;
 
@@ -760,11 +773,19 @@ fn provision_list(sh: &Shared, uri: &Uri) -> Result<Outcome, ApiError> {
     let now = Instant::now();
     let mut w = sh.lock();
     w.stats.list_requests += 1;
+    let with_duplicates: Vec<Provision>;
     let all: &[Provision] = match &q.external_uuid {
         // The filter hits the uuid index instead of scanning.
-        Some(u) => match w.by_uuid.get(u) {
-            Some(&i) => w.provisions.get(i..=i).unwrap_or(&[]),
-            None => &[],
+        Some(u) => match (w.by_uuid.get(u), w.duplicates.get(u)) {
+            (Some(&i), None) => w.provisions.get(i..=i).unwrap_or(&[]),
+            (Some(&i), Some(later)) => {
+                with_duplicates = std::iter::once(&i)
+                    .chain(later)
+                    .filter_map(|&j| w.provisions.get(j).cloned())
+                    .collect();
+                &with_duplicates
+            }
+            (None, _) => &[],
         },
         None => &w.provisions,
     };

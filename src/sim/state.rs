@@ -46,8 +46,13 @@ pub struct SimStats {
     /// POST partner-user-provision calls that passed auth, signature and validation.
     pub provision_posts: u64,
     pub provisions_created: u64,
-    /// 400 "Provision with external_uuid ... already exists."
+    /// 400 "Provision with external_uuid ... already exists." (`--duplicate-uuids reject`).
     pub duplicate_rejections: u64,
+    /// Second (third, ...) provisions made for an external_uuid (`--duplicate-uuids create`).
+    pub duplicates_created: u64,
+    /// POSTs for an external_uuid that already had a provision, in either mode: a client that
+    /// never sends a committed row again keeps this at 0.
+    pub posts_for_existing_uuids: u64,
     /// 400 answers for an invalid body / query (not counting header or duplicate errors).
     pub validation_errors: u64,
     /// 400 answers for a missing required header.
@@ -167,6 +172,8 @@ pub struct World {
     pub provisions: Vec<Provision>,
     /// external_uuid → index in `provisions` (O(1) duplicate check on the POST path).
     pub by_uuid: HashMap<String, usize>,
+    /// external_uuid → indexes of its later provisions (`--duplicate-uuids create` only).
+    pub duplicates: HashMap<String, Vec<usize>>,
     /// external_uuid → POSTs received.
     pub post_counts: HashMap<String, u64>,
     pub limiter: RateLimiter,
@@ -188,6 +195,7 @@ impl World {
             request_ids: HashSet::new(),
             provisions: Vec::new(),
             by_uuid: HashMap::new(),
+            duplicates: HashMap::new(),
             post_counts: HashMap::new(),
             limiter: RateLimiter::default(),
             stats: SimStats::default(),

@@ -17,7 +17,7 @@ use futures::StreamExt as _;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{PostResponse, RateLimit, SimOptions, Simulator};
+use super::{DuplicateUuids, PostResponse, RateLimit, SimOptions, Simulator};
 
 const SECRET: &str = "sandbox_partner_api_key";
 
@@ -579,12 +579,39 @@ async fn duplicate_uuid_and_post_shapes() {
     let s = sim.stats();
     assert_eq!(s.put_requests, 1);
     assert_eq!(s.duplicate_rejections, 1);
+    assert_eq!(s.posts_for_existing_uuids, 1);
+    assert_eq!(s.duplicates_created, 0);
     assert_eq!(s.max_posts_for_one_uuid, 2);
     assert_eq!(s.uuids_posted_more_than_once, 1);
     let provs = sim.provisions();
     assert_eq!(provs.len(), 1);
     assert_eq!(provs[0].post_count, 2);
     assert_eq!(provs[0].body_variant, "pointer");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn duplicate_uuids_create_makes_a_second_provision_the_filter_lists_both() {
+    let opts = SimOptions {
+        duplicate_uuids: DuplicateUuids::Create,
+        ..no_limits()
+    };
+    let sim = Simulator::start(any_addr(), opts).await.unwrap();
+    let c = Client::login(&sim).await;
+    let u = new_uuid();
+    let first = provision_id(&c.post_provision(&pointer(&u)).await);
+    let other = provision_id(&c.post_provision(&pointer(&new_uuid())).await);
+    let second = provision_id(&c.post_provision(&pointer(&u)).await);
+    assert_eq!((first, other, second), (4_000_001, 4_000_002, 4_000_003));
+    let r = c
+        .get(&format!("/v1/partner-user-provision?external_uuid={u}"))
+        .await;
+    assert_eq!(page_ids(&r), vec![4_000_003, 4_000_001], "newest first");
+    let s = sim.stats();
+    assert_eq!(s.duplicate_rejections, 0);
+    assert_eq!(s.duplicates_created, 1);
+    assert_eq!(s.posts_for_existing_uuids, 1);
+    assert_eq!(s.provisions_created, 3);
     sim.shutdown().await;
 }
 

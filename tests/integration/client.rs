@@ -40,8 +40,8 @@ fn provision_at(work: &Workdir, base_url: &str, input: &str, extra: &[&str]) -> 
     command
 }
 
-fn run(mut command: Command) -> Output {
-    command.output().expect("run bunq-onboard")
+fn run(command: Command) -> Output {
+    run_with_timeout(command)
 }
 
 fn route_count(stats: &serde_json::Value, route: &str) -> u64 {
@@ -260,6 +260,8 @@ fn context_of_another_base_url_is_refused_and_left_byte_for_byte() {
 #[test]
 fn expired_sessions_are_renewed_mid_run_and_every_row_is_provisioned() {
     let sim = Sim::start(&[
+        NO_DUPLICATE_CHECK[0],
+        NO_DUPLICATE_CHECK[1],
         "--expire-session-after",
         "7",
         "--session-limit",
@@ -302,6 +304,8 @@ fn expired_sessions_are_renewed_mid_run_and_every_row_is_provisioned() {
 #[test]
 fn regression_request_rejected_again_after_a_session_renewal_is_retried_not_failed() {
     let sim = Sim::start(&[
+        NO_DUPLICATE_CHECK[0],
+        NO_DUPLICATE_CHECK[1],
         "--expire-session-after",
         "2",
         "--session-limit",
@@ -352,6 +356,8 @@ fn every_response_signature_tampered_means_nothing_is_trusted() {
 #[test]
 fn some_tampered_response_signatures_still_end_with_every_row_provisioned_once() {
     let sim = Sim::start(&[
+        NO_DUPLICATE_CHECK[0],
+        NO_DUPLICATE_CHECK[1],
         "--corrupt-signature-rate",
         "0.2",
         "--seed",
@@ -970,7 +976,9 @@ fn documented_options(help: &str) -> Vec<(String, String)> {
 }
 
 fn help_of(args: &[&str]) -> String {
-    let output = Command::new(binary()).args(args).output().unwrap();
+    let mut command = Command::new(binary());
+    command.args(args);
+    let output = run_with_timeout(command);
     assert_eq!(code(&output), 0, "{}", text(&output));
     String::from_utf8(output.stdout).unwrap()
 }

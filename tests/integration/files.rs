@@ -10,11 +10,9 @@ fn fixture(name: &str) -> String {
 }
 
 fn validate(args: &[&str]) -> std::process::Output {
-    Command::new(binary())
-        .arg("validate")
-        .args(args)
-        .output()
-        .unwrap()
+    let mut command = Command::new(binary());
+    command.arg("validate").args(args);
+    run_with_timeout(command)
 }
 
 #[test]
@@ -202,7 +200,8 @@ fn dry_run_makes_no_mutating_request_and_reports_existing_users() {
 fn dry_run_without_a_key_still_validates_and_builds_payloads() {
     let work = Workdir::new();
     work.write("users.csv", "email,name\na@example.com,A\nbad@,B\n");
-    let output = Command::new(binary())
+    let mut command = Command::new(binary());
+    command
         .current_dir(work.dir.path())
         .env_remove("BUNQ_API_KEY")
         .args([
@@ -212,9 +211,8 @@ fn dry_run_without_a_key_still_validates_and_builds_payloads() {
             "--show-payloads",
             "5",
             "--quiet",
-        ])
-        .output()
-        .unwrap();
+        ]);
+    let output = run_with_timeout(command);
     assert_eq!(code(&output), 1, "one invalid row\n{}", text(&output));
     assert!(
         String::from_utf8_lossy(&output.stdout).contains("\"value\":\"a@example.com\""),

@@ -8,9 +8,7 @@ use crate::support::*;
 /// `bunq-onboard status results.csv` with the harness's conventions: the test key in the
 /// environment, the provision run's context file (no new installation), no session wait.
 fn status(work: &Workdir, sim: &Sim, extra: &[&str]) -> Output {
-    status_command(work, sim, extra)
-        .output()
-        .expect("run bunq-onboard status")
+    run_with_timeout(status_command(work, sim, extra))
 }
 
 fn status_command(work: &Workdir, sim: &Sim, extra: &[&str]) -> Command {
@@ -326,7 +324,7 @@ fn status_ctrl_c_during_watch_exits_130_with_a_complete_status_file() {
         .status()
         .unwrap();
     assert!(kill.success());
-    let output = child.wait_with_output().unwrap();
+    let output = wait_with_timeout(child);
     assert_eq!(code(&output), 130, "{}", text(&output));
     assert!(text(&output).contains("10 pending"), "{}", text(&output));
     let rows = read_csv(&status_path);

@@ -1,4 +1,5 @@
-//! The shared harness: a simulator process, a scratch folder, a CLI runner, results readers.
+//! The shared harness: a simulator process, a scratch folder, a CLI runner with a deadline,
+//! results readers.
 
 #![allow(dead_code)]
 
@@ -7,11 +8,89 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 pub const TEST_API_KEY: &str = "sandbox_integration_test_key_0123456789abcdef";
 
+/// Simulator flags that take away the safety net: a second POST of an `external_uuid` makes a
+/// second provision, as bunq (which documents no duplicate check) might. Tests of the
+/// exactly-once guarantees run with these, so a missing lookup shows up as a duplicate.
+pub const NO_DUPLICATE_CHECK: [&str; 2] = ["--duplicate-uuids", "create"];
+
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_bunq-onboard"))
+}
+
+/// How long one run of the binary (or a simulator's start) may take before the test fails
+/// with the output so far: generous, so only a hang trips it. `BUNQ_ONBOARD_TEST_TIMEOUT_SECS`
+/// overrides it (a slower machine, or a debugger).
+pub fn run_timeout() -> Duration {
+    let secs = std::env::var("BUNQ_ONBOARD_TEST_TIMEOUT_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120);
+    Duration::from_secs(secs)
+}
+
+/// Runs `command` to the end like `Command::output` (stdin empty), but kills it and fails the test with
+/// what it printed so far if it outlives [`run_timeout`].
+pub fn run_with_timeout(mut command: Command) -> Output {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run bunq-onboard");
+    wait_with_timeout(child)
+}
+
+/// Waits for a child spawned by a test, collecting the stdout/stderr it was given as pipes;
+/// kills it and fails the test with the output so far after [`run_timeout`].
+pub fn wait_with_timeout(mut child: Child) -> Output {
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> Option<JoinHandle<Vec<u8>>> {
+        pipe.map(|mut pipe| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                bytes
+            })
+        })
+    }
+    let collect = |reader: Option<JoinHandle<Vec<u8>>>| {
+        reader
+            .map(|r| r.join().unwrap_or_default())
+            .unwrap_or_default()
+    };
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let deadline = Instant::now() + run_timeout();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for bunq-onboard") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let output = Output {
+                status: std::process::ExitStatus::default(),
+                stdout: collect(stdout),
+                stderr: collect(stderr),
+            };
+            panic!(
+                "bunq-onboard did not finish within {:?}; killed it. Output so far:\n{}",
+                run_timeout(),
+                text(&output)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: collect(stdout),
+        stderr: collect(stderr),
+    }
 }
 
 /// A `bunq-onboard simulate` process; killed on drop.
@@ -47,10 +126,23 @@ impl Sim {
             .stderr(Stdio::null())
             .spawn()
             .expect("start the simulator");
-        let mut first_line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut first_line)
-            .expect("read base url");
+        // The first line is the base URL; read it on a thread so a simulator that never
+        // prints fails the test instead of hanging it.
+        let stdout = child.stdout.take().expect("stdout");
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut first_line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut first_line);
+            let _ = sender.send(first_line);
+        });
+        let Ok(first_line) = receiver.recv_timeout(run_timeout()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the simulator printed no base URL within {:?}",
+                run_timeout()
+            );
+        };
         let base_url = first_line.trim().to_string();
         assert!(
             base_url.starts_with("http://127.0.0.1:"),
@@ -135,9 +227,7 @@ impl Workdir {
     /// `bunq-onboard provision <input> --results results.csv` against `sim`, with the test key
     /// in the environment and a context file in this folder. Extra flags come last.
     pub fn provision(&self, sim: &Sim, input: &str, extra: &[&str]) -> Output {
-        self.provision_command(sim, input, extra)
-            .output()
-            .expect("run bunq-onboard")
+        run_with_timeout(self.provision_command(sim, input, extra))
     }
 
     pub fn provision_command(&self, sim: &Sim, input: &str, extra: &[&str]) -> Command {
@@ -197,6 +287,17 @@ pub fn read_csv(path: &Path) -> Vec<HashMap<String, String>> {
                 .collect()
         })
         .collect()
+}
+
+/// Permission bits of a file (`0o600` = owner read/write only).
+#[cfg(unix)]
+pub fn file_mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
 }
 
 pub fn code(output: &Output) -> i32 {
@@ -260,4 +361,17 @@ pub fn assert_all_provisioned_exactly_once(work: &Workdir, sim: &Sim, expected_r
         expected_rows,
         "no provisions for uuids outside the input"
     );
+    assert_no_committed_row_posted_again(sim);
+}
+
+/// The client never POSTed a uuid the simulator already held (whether the simulator rejected
+/// that POST or made a duplicate of it): every lost answer was looked up, not resent.
+pub fn assert_no_committed_row_posted_again(sim: &Sim) {
+    let stats = sim.stats();
+    assert_eq!(
+        stats["posts_for_existing_uuids"], 0,
+        "a committed row was POSTed again: {stats}"
+    );
+    assert_eq!(stats["duplicates_created"], 0, "{stats}");
+    assert_eq!(stats["duplicate_rejections"], 0, "{stats}");
 }
