@@ -30,6 +30,9 @@ const STATED_LIMIT_MARGIN: f64 = 1.02;
 pub const DEFAULT_POST_RATE: f64 = 5.0 / 3.0 / STATED_LIMIT_MARGIN;
 /// Default pace of GETs (lookups, status): bunq's documented 3 per 3 s, with the margin.
 pub const DEFAULT_GET_RATE: f64 = 1.0 / STATED_LIMIT_MARGIN;
+/// Default pace of provision PUTs (`cancel`, `status --reset-expired`): bunq's documented
+/// 2 per 3 s (bunq-api.md §4), with the margin.
+pub const DEFAULT_PUT_RATE: f64 = 2.0 / 3.0 / STATED_LIMIT_MARGIN;
 /// How many recent send times are kept to emulate bunq's window; a stated limit with more
 /// calls per window than this is enforced by spacing alone.
 const RECENT_SLOTS: usize = 1024;
