@@ -44,6 +44,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             })
         }
         Command::Status(args) => crate::status::run(*args, interrupt_on_signals()).await,
+        Command::Cancel(args) => crate::cancel::run(*args, interrupt_on_signals()).await,
         Command::Simulate(args) => {
             crate::sim::serve_until_signal(args.listen, args.options).await?;
             Ok(EXIT_OK)

@@ -9,7 +9,9 @@
 //! - `files`: input dialects, the error file round trip, dry run;
 //! - `guards`: the operator's slips: outputs onto inputs, two runs at once, fed-back error
 //!   files, foreign results files, broken quoting, old line ends;
-//! - `status`: following provisions to the finish.
+//! - `status`: following provisions to the finish;
+//! - `lifecycle`: undoing a batch (`cancel`) and renewing expired credentials
+//!   (`status --reset-expired`).
 
 mod support;
 
@@ -17,5 +19,6 @@ mod client;
 mod faults;
 mod files;
 mod guards;
+mod lifecycle;
 mod provision;
 mod status;
