@@ -7,13 +7,22 @@ use std::io::{BufRead, IsTerminal, Write};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfirmError {
     #[error(
-        "cancel needs confirmation: there is no terminal to ask on, so pass --yes to cancel {count} users in {place} (or --dry-run to list them); nothing was sent"
+        "cancel needs confirmation: there is no terminal to ask on, so pass --yes to cancel {} in {place} (or --dry-run to list them); nothing was sent", users(*count)
     )]
     NoTerminal { count: usize, place: String },
     #[error("not confirmed (expected {count}, got {typed:?}); nothing was sent")]
     Declined { count: usize, typed: String },
     #[error("could not read the confirmation: {0}")]
     Read(#[from] std::io::Error),
+}
+
+/// "1 user", "2 users".
+fn users(count: usize) -> String {
+    if count == 1 {
+        "1 user".to_string()
+    } else {
+        format!("{count} users")
+    }
 }
 
 /// Asks for confirmation of cancelling `count` users in `place` (environment and URL).
@@ -40,9 +49,10 @@ fn ask(
 ) -> Result<(), ConfirmError> {
     write!(
         prompt,
-        "This cancels {count} users in {place}: bunq closes their provisions, and a cancelled \
+        "This cancels {} in {place}: bunq closes their provisions, and a cancelled \
          user cannot be provisioned again with the same external_uuid.\n\
-         Type {count} to cancel them, anything else to stop: "
+         Type {count} to cancel them, anything else to stop: ",
+        users(count)
     )?;
     prompt.flush()?;
     let mut typed = String::new();

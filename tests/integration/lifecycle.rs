@@ -421,3 +421,62 @@ fn expired_credentials_are_reset_once_each_and_new_tokens_land_only_in_the_crede
     assert_eq!(json(&again)["credentials_reset"], 0);
     assert_eq!(sim.stat("token_resets"), (rows - 1) as u64);
 }
+
+#[test]
+fn ctrl_c_mid_cancel_exits_130_with_a_compacted_file_and_a_rerun_finishes() {
+    let sim = Sim::start(&["--no-rate-limits", "--latency-ms", "20"]);
+    let work = Workdir::new();
+    let before = provisioned_batch(&work, &sim, 60);
+    let child = lifecycle_command(
+        &work,
+        &sim,
+        "cancel",
+        &["--yes", "--rate", "0", "--concurrency", "2", "--quiet"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let results = work.path("results.csv");
+    for _ in 0..500 {
+        let done = std::fs::read_to_string(&results)
+            .map(|t| t.matches(",cancelled,").count())
+            .unwrap_or(0);
+        if done >= 5 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let signal = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signal.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(code(&output), 130, "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("to continue, run: bunq-onboard cancel"),
+        "{stderr}"
+    );
+
+    // Compacted in the file's order: one row per record, nothing left `cancelling`.
+    let partial = work.results();
+    assert_eq!(partial.len(), before.len());
+    let cancelled = partial
+        .iter()
+        .filter(|r| r["status"] == "cancelled")
+        .count();
+    assert!(cancelled >= 5 && cancelled < before.len(), "{cancelled}");
+    for (row, old) in partial.iter().zip(&before) {
+        assert_eq!(row["line"], old["line"]);
+        assert!(
+            row["status"] == "cancelled" || row["status"] == "provisioned",
+            "{row:?}"
+        );
+    }
+
+    let rerun = cancel(&work, &sim, &["--yes", "--rate", "0"]);
+    assert_eq!(code(&rerun), 0, "{}", text(&rerun));
+    assert_all_cancelled_exactly_once(&work, &sim, &before);
+}
