@@ -42,8 +42,10 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Fetch the state of provisioned users listed in a results file (ready, pending, failed).
     Status(Box<crate::status::StatusArgs>),
+    /// Cancel the provisioned users of a results file at bunq (undo a batch; asks first).
+    Cancel(Box<crate::cancel::CancelArgs>),
     /// Run the built-in bunq partner API simulator on a local port (for tests and rehearsals).
-    Simulate(SimulateArgs),
+    Simulate(Box<SimulateArgs>),
 }
 
 /// Where and how to reach bunq. The API key is read from BUNQ_API_KEY or --api-key-file,

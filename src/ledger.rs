@@ -53,6 +53,14 @@ pub enum RowStatus {
     Pending,
     /// Dry run only (`*.dry-run.csv`): valid and not yet at bunq, so a real run would send it.
     WouldProvision,
+    /// `cancel` is about to send (or sent, without a settled answer) the PUT that cancels this
+    /// provision; `provision_id` is kept. If this is a row's last word, the next `cancel`
+    /// reads the provision at bunq before sending anything. `error` says why a cancel that
+    /// ended here failed.
+    Cancelling,
+    /// Cancelled by `cancel`: bunq shows the provision `CLOSED` (or `CANCELLED`);
+    /// `provision_id` is kept. `provision` never sends such a user again.
+    Cancelled,
 }
 
 impl RowStatus {
@@ -63,7 +71,23 @@ impl RowStatus {
             RowStatus::Invalid => "invalid",
             RowStatus::Pending => "pending",
             RowStatus::WouldProvision => "would-provision",
+            RowStatus::Cancelling => "cancelling",
+            RowStatus::Cancelled => "cancelled",
         }
+    }
+
+    /// Rows that name a provision bunq holds (or held): provisioned, and the two steps of
+    /// undoing one. Such a user is never sent again, and the row always has a `provision_id`.
+    pub fn holds_provision(self) -> bool {
+        matches!(
+            self,
+            RowStatus::Provisioned | RowStatus::Cancelling | RowStatus::Cancelled
+        )
+    }
+
+    /// A cancel was asked for (done or not yet settled).
+    pub fn is_cancel(self) -> bool {
+        matches!(self, RowStatus::Cancelling | RowStatus::Cancelled)
     }
 
     pub fn parse(text: &str) -> Option<Self> {
@@ -73,6 +97,8 @@ impl RowStatus {
             "invalid" => RowStatus::Invalid,
             "pending" => RowStatus::Pending,
             "would-provision" => RowStatus::WouldProvision,
+            "cancelling" => RowStatus::Cancelling,
+            "cancelled" => RowStatus::Cancelled,
             _ => return None,
         })
     }
@@ -93,9 +119,8 @@ pub struct ResultRow {
 }
 
 impl ResultRow {
-    /// Reads a whole row back (tests compare whole rows; the run itself only needs
-    /// `KeyFields`).
-    #[cfg(test)]
+    /// Reads a whole row back (`cancel` and `status` need whole rows; resume and compaction
+    /// only need `KeyFields`).
     fn from_record(record: &csv::StringRecord) -> Option<Self> {
         let fields = KeyFields::parse(record)?;
         let cell =
@@ -170,6 +195,9 @@ pub struct ResumeIndex {
     /// The pointers of provisioned rows, for the cross-run duplicate check; see
     /// [`ResumeIndex::provisioned_pointer_owners`].
     pointers: Vec<PointerOwner>,
+    /// Sorted uuids whose provision `cancel` closed or began to close: also in
+    /// `provisioned` (they are never sent again), but reported as cancelled.
+    cancelled: Vec<u128>,
     /// Rows read from the file (all statuses).
     pub rows_read: u64,
     /// A torn last line (the process died mid-write) was found and ignored.
@@ -179,6 +207,12 @@ pub struct ResumeIndex {
 impl ResumeIndex {
     pub fn provision_id(&self, uuid: &Uuid) -> Option<u64> {
         self.provisioned.get(uuid)
+    }
+
+    /// True when `cancel` closed this user's provision (or began to): a later `provision`
+    /// skips the user instead of recreating someone deliberately cancelled.
+    pub fn is_cancelled(&self, uuid: &Uuid) -> bool {
+        self.cancelled.binary_search(&uuid.as_u128()).is_ok()
     }
 
     /// Records that this run skipped the (provisioned) user at `line` of its input.
@@ -225,22 +259,34 @@ impl ResumeIndex {
             return Ok(index);
         };
         index.torn_tail = torn_tail;
-        // Only provisioned rows matter: every other row is looked up at bunq before it is
-        // sent, whatever the file says of it (see `engine`).
+        // Only rows holding a provision matter: every other row is looked up at bunq before
+        // it is sent, whatever the file says of it (see `engine`).
         let mut provisioned = Vec::new();
+        let mut cancelled = Vec::new();
         let mut record = csv::StringRecord::new();
         while read_record(&mut reader, &mut record) {
             let Some(fields) = KeyFields::parse(&record) else {
                 continue;
             };
             index.rows_read += 1;
-            if let (RowStatus::Provisioned, Some(uuid)) = (fields.status, fields.external_uuid) {
+            let Some(uuid) = fields.external_uuid else {
+                continue;
+            };
+            if fields.status.holds_provision() {
                 provisioned.push((uuid, fields.provision_id.unwrap_or(0)));
+            }
+            // Any cancel row is the user's last word: `cancel` only follows `provisioned`,
+            // and `provision` never writes again for a user it finds cancelled.
+            if fields.status.is_cancel() {
+                cancelled.push(uuid);
             }
         }
         // `provisioned` is final: a provisioned user is never sent again, so no later row can
         // undo it.
         index.provisioned = ProvisionIds::from_unsorted(provisioned);
+        cancelled.sort_unstable();
+        cancelled.dedup();
+        index.cancelled = cancelled;
         index.skipped_lines = (0..index.provisioned.len())
             .map(|_| AtomicU32::new(0))
             .collect();
@@ -278,7 +324,7 @@ fn read_pointer_owners(
         let Some(fields) = KeyFields::parse(&record) else {
             continue;
         };
-        let (RowStatus::Provisioned, Some(uuid)) = (fields.status, fields.external_uuid) else {
+        let (true, Some(uuid)) = (fields.status.holds_provision(), fields.external_uuid) else {
             continue;
         };
         let (Some(position), Some(kind), Some(value)) =
@@ -317,10 +363,11 @@ pub fn scan_provisioned_hashes(path: &Path) -> Result<Vec<u32>, LedgerError> {
     let mut record = csv::StringRecord::new();
     while read_record(&mut reader, &mut record) {
         if let Some(KeyFields {
-            status: RowStatus::Provisioned,
+            status,
             external_uuid: Some(uuid),
             ..
         }) = KeyFields::parse(&record)
+            && status.holds_provision()
         {
             hashes.push(uuid_hash32(uuid));
         }
@@ -349,7 +396,7 @@ impl KeyFields {
             "" => None,
             id => Some(id.parse().ok()?),
         };
-        if status == RowStatus::Provisioned && provision_id.is_none() {
+        if status.holds_provision() && provision_id.is_none() {
             return None;
         }
         let uuid_text = record.get(1)?.trim();
@@ -367,11 +414,11 @@ impl KeyFields {
     }
 }
 
-/// The provisioned rows of a results file, for `status`: one `(uuid, provision id)` per uuid
-/// in order of first appearance, with the latest provisioned id when a uuid was recorded more
-/// than once. Unlike [`ResumeIndex::load`], a missing file is an error: there is nothing to
-/// follow.
-pub fn read_provisioned(path: &Path) -> Result<Vec<(Uuid, u64)>, LedgerError> {
+/// The rows of a results file that hold a provision, for `status` and `cancel`: for each
+/// uuid, its latest `provisioned`, `cancelling` or `cancelled` row, in order of the uuid's
+/// first appearance. Unlike [`ResumeIndex::load`], a missing file is an error: there is
+/// nothing to follow or undo.
+pub fn read_held_provisions(path: &Path) -> Result<Vec<ResultRow>, LedgerError> {
     if let Err(source) = std::fs::metadata(path) {
         return Err(LedgerError::Open {
             path: path.to_path_buf(),
@@ -381,23 +428,21 @@ pub fn read_provisioned(path: &Path) -> Result<Vec<(Uuid, u64)>, LedgerError> {
     let Some((mut reader, _torn_tail)) = open_log_reader(path)? else {
         return Ok(Vec::new());
     };
-    let mut rows: Vec<(Uuid, u64)> = Vec::new();
+    let mut rows: Vec<ResultRow> = Vec::new();
     let mut position: std::collections::HashMap<u128, usize> = std::collections::HashMap::new();
     let mut record = csv::StringRecord::new();
     while read_record(&mut reader, &mut record) {
-        let Some(fields) = KeyFields::parse(&record) else {
+        let Some(row) = ResultRow::from_record(&record) else {
             continue;
         };
-        let (RowStatus::Provisioned, Some(uuid), Some(id)) =
-            (fields.status, fields.external_uuid, fields.provision_id)
-        else {
+        let (true, Some(uuid)) = (row.status.holds_provision(), row.external_uuid) else {
             continue;
         };
-        match position.get(&uuid) {
-            Some(&i) => rows[i].1 = id,
+        match position.get(&uuid.as_u128()) {
+            Some(&i) => rows[i] = row,
             None => {
-                position.insert(uuid, rows.len());
-                rows.push((Uuid::from_u128(uuid), id));
+                position.insert(uuid.as_u128(), rows.len());
+                rows.push(row);
             }
         }
     }
@@ -623,7 +668,18 @@ impl LedgerWriter {
     /// first in this input's order, then rows of earlier runs that this input does not
     /// mention. Nothing is rewritten when this run added nothing.
     /// `index` tells which earlier provisioned rows this run skipped, and at which line.
-    pub fn compact(mut self, index: &ResumeIndex) -> Result<(), LedgerError> {
+    pub fn compact(self, index: &ResumeIndex) -> Result<(), LedgerError> {
+        self.compact_as(CompactionOrder::ThisInput(index))
+    }
+
+    /// Rewrites the file atomically to one row per record, each where the record first
+    /// appears in the file, with its latest outcome. For runs without an input of their own
+    /// (`cancel`), which change rows in place and keep the order the last `provision` left.
+    pub fn compact_in_file_order(self) -> Result<(), LedgerError> {
+        self.compact_as(CompactionOrder::File)
+    }
+
+    fn compact_as(mut self, order: CompactionOrder<'_>) -> Result<(), LedgerError> {
         self.writer.flush().map_err(|source| LedgerError::Write {
             path: self.path.clone(),
             source,
@@ -637,7 +693,7 @@ impl LedgerWriter {
         };
         let mut in_flight: Vec<u128> = self.in_flight.iter().copied().collect();
         in_flight.sort_unstable();
-        let plan = CompactionPlan::build(&self.path, self.run_start, index, &in_flight)?;
+        let plan = CompactionPlan::build(&self.path, self.run_start, order, &in_flight)?;
         let path = self.path.clone();
         crate::atomic_file::replace(&path, |temp| {
             let mut out = csv::WriterBuilder::new().from_writer(io::BufWriter::new(temp));
@@ -673,6 +729,16 @@ impl LedgerWriter {
         })
         .map_err(write_error)
     }
+}
+
+/// Where compaction puts the surviving rows.
+#[derive(Clone, Copy)]
+enum CompactionOrder<'a> {
+    /// A `provision` run: this input's order, then earlier rows it does not mention. The
+    /// index tells which earlier provisioned rows this run skipped, and at which line.
+    ThisInput(&'a ResumeIndex),
+    /// Where each record first appears in the file.
+    File,
 }
 
 /// Which log rows survive compaction, in output order: (byte offset, line to write instead).
@@ -711,7 +777,7 @@ impl CompactionPlan {
     fn build(
         path: &Path,
         run_start: u64,
-        index: &ResumeIndex,
+        order: CompactionOrder<'_>,
         in_flight: &[u128],
     ) -> Result<Self, LedgerError> {
         let Some((mut reader, _)) = open_log_reader(path)? else {
@@ -761,9 +827,12 @@ impl CompactionPlan {
             });
         }
 
-        // One survivor per key, moved to the front: the latest row, except that a provisioned
-        // row is never displaced (nothing later can be truer for a user never sent again).
+        // One survivor per key, moved to the front: the latest row, except that a row holding
+        // a provision is only displaced by a later one (nothing later can be truer for a user
+        // never sent again, but `cancel` moves it on: provisioned → cancelling → cancelled).
         entries.sort_unstable_by_key(Entry::sort_key);
+        // For `CompactionOrder::File`: (offset of the key's first row, survivor's offset).
+        let mut first_offsets: Vec<(u64, u64)> = Vec::new();
         let mut survivors = 0;
         let mut start = 0;
         while start < entries.len() {
@@ -777,9 +846,12 @@ impl CompactionPlan {
             let group = &entries[start..end];
             let pick = group
                 .iter()
-                .rposition(|e| e.status == RowStatus::Provisioned)
+                .rposition(|e| e.status.holds_provision())
                 .unwrap_or(group.len() - 1);
             let mut chosen = group[pick];
+            if matches!(order, CompactionOrder::File) {
+                first_offsets.push((group[0].offset, chosen.offset));
+            }
             if group.iter().any(|e| e.flags & THIS_RUN != 0) {
                 chosen.flags |= THIS_RUN;
             }
@@ -789,6 +861,17 @@ impl CompactionPlan {
         }
         entries.truncate(survivors);
         entries.shrink_to_fit();
+        let index = match order {
+            CompactionOrder::ThisInput(index) => index,
+            CompactionOrder::File => {
+                first_offsets.sort_unstable();
+                let rows = first_offsets
+                    .into_iter()
+                    .map(|(_, offset)| (offset, None))
+                    .collect();
+                return Ok(Self { rows });
+            }
+        };
 
         // Survivors are sorted by (line-keyed?, key): uuid-keyed ones first, by uuid.
         let uuid_keyed = entries.partition_point(|e| e.flags & LINE_KEY == 0);
@@ -874,6 +957,15 @@ mod tests {
             attempts: 1,
             updated_at: now_timestamp(),
         }
+    }
+
+    /// `(uuid, provision id)` of every row `read_held_provisions` finds.
+    fn held_ids(path: &Path) -> Vec<(Uuid, u64)> {
+        read_held_provisions(path)
+            .unwrap()
+            .into_iter()
+            .map(|row| (row.external_uuid.unwrap(), row.provision_id.unwrap()))
+            .collect()
     }
 
     fn read_rows(path: &Path) -> Vec<ResultRow> {
@@ -1025,10 +1117,7 @@ mod tests {
             scan_provisioned_hashes(&path).unwrap(),
             vec![uuid_hash32(1)]
         );
-        assert_eq!(
-            read_provisioned(&path).unwrap(),
-            vec![(Uuid::from_u128(1), 11)]
-        );
+        assert_eq!(held_ids(&path), vec![(Uuid::from_u128(1), 11)]);
 
         let mut writer = LedgerWriter::open(&path, false).unwrap();
         writer
@@ -1105,10 +1194,7 @@ mod tests {
         assert!(index.torn_tail);
         assert_eq!(index.rows_read, 1);
         assert_eq!(index.provision_id(&Uuid::from_u128(2)), None);
-        assert_eq!(
-            read_provisioned(&path).unwrap(),
-            vec![(Uuid::from_u128(1), 4000123)]
-        );
+        assert_eq!(held_ids(&path), vec![(Uuid::from_u128(1), 4000123)]);
         // The torn row counts for nothing: its user is looked up like every row not provisioned.
         assert_eq!(
             scan_provisioned_hashes(&path).unwrap(),
@@ -1217,11 +1303,11 @@ mod tests {
     }
 
     #[test]
-    fn read_provisioned_for_status_keeps_the_latest_id_in_first_seen_order() {
+    fn held_provisions_keep_the_latest_row_per_uuid_in_first_seen_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("results.csv");
         assert!(matches!(
-            read_provisioned(&path),
+            read_held_provisions(&path),
             Err(LedgerError::Open { .. })
         ));
         let mut writer = LedgerWriter::open(&path, false).unwrap();
@@ -1237,10 +1323,75 @@ mod tests {
         writer
             .append(&row(2, 1, RowStatus::Provisioned, Some(11)))
             .unwrap();
+        writer
+            .append(&row(4, 3, RowStatus::Cancelling, Some(30)))
+            .unwrap();
         drop(writer);
+        let held: Vec<(u64, RowStatus, Option<u64>)> = read_held_provisions(&path)
+            .unwrap()
+            .iter()
+            .map(|r| (r.line, r.status, r.provision_id))
+            .collect();
         assert_eq!(
-            read_provisioned(&path).unwrap(),
-            vec![(Uuid::from_u128(1), 11), (Uuid::from_u128(3), 30)]
+            held,
+            vec![
+                (2, RowStatus::Provisioned, Some(11)),
+                (4, RowStatus::Cancelling, Some(30))
+            ]
         );
+    }
+
+    #[test]
+    fn cancelled_users_stay_in_the_index_and_compaction_keeps_file_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let mut provision = LedgerWriter::open(&path, false).unwrap();
+        provision
+            .append(&row(2, 1, RowStatus::Provisioned, Some(11)))
+            .unwrap();
+        provision
+            .append(&row(3, 2, RowStatus::Provisioned, Some(12)))
+            .unwrap();
+        provision
+            .append(&row(4, 3, RowStatus::Invalid, None))
+            .unwrap();
+        provision
+            .append(&row(5, 4, RowStatus::Provisioned, Some(14)))
+            .unwrap();
+        provision.compact(&ResumeIndex::default()).unwrap();
+
+        // A cancel run: line 5 finished, line 3 was in flight when the run stopped.
+        let mut cancel = LedgerWriter::open(&path, false).unwrap();
+        cancel
+            .append(&row(5, 4, RowStatus::Cancelling, Some(14)))
+            .unwrap();
+        cancel
+            .append(&row(3, 2, RowStatus::Cancelling, Some(12)))
+            .unwrap();
+        cancel
+            .append(&row(5, 4, RowStatus::Cancelled, Some(14)))
+            .unwrap();
+        cancel.compact_in_file_order().unwrap();
+
+        let summary: Vec<(u64, RowStatus, Option<u64>)> = read_rows(&path)
+            .iter()
+            .map(|r| (r.line, r.status, r.provision_id))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (2, RowStatus::Provisioned, Some(11)),
+                (3, RowStatus::Cancelling, Some(12)),
+                (4, RowStatus::Invalid, None),
+                (5, RowStatus::Cancelled, Some(14)),
+            ]
+        );
+        let index = ResumeIndex::load(&path).unwrap();
+        for (uuid, id, cancelled) in [(1, 11, false), (2, 12, true), (4, 14, true)] {
+            let uuid = Uuid::from_u128(uuid);
+            assert_eq!(index.provision_id(&uuid), Some(id));
+            assert_eq!(index.is_cancelled(&uuid), cancelled);
+        }
+        assert_eq!(scan_provisioned_hashes(&path).unwrap().len(), 3);
     }
 }

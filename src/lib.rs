@@ -10,6 +10,7 @@
 //! - [`ledger`]: the results file (append log, resume index, compaction);
 //! - [`report`]: progress display and the run summary;
 //! - [`status`]: following provisions to the finish;
+//! - [`cancel`]: undoing a batch (cancelling its provisions);
 //! - [`sim`]: the built-in bunq simulator;
 //! - [`atomic_file`]: temp-file-and-rename replacement, mode 0600;
 //! - `paths`: the guard that keeps outputs from clobbering inputs; `lock`: one run per results
@@ -20,6 +21,7 @@
 
 pub mod atomic_file;
 pub mod bunq;
+pub mod cancel;
 pub mod cli;
 pub mod engine;
 pub mod input;

@@ -20,6 +20,8 @@ pub struct RunSummary {
     pub reconciled: u64,
     /// Skipped because the results file already had them as provisioned.
     pub already_provisioned: u64,
+    /// Skipped because `cancel` cancelled them: a cancelled user is never recreated.
+    pub cancelled: u64,
     pub failed: u64,
     pub invalid: u64,
     /// Rows not finished because the run stopped early (Ctrl-C, --max-errors); the next run
@@ -70,6 +72,12 @@ impl RunSummary {
         ));
         if self.unfinished > 0 {
             text.push_str(&format!(", {} not finished", self.unfinished));
+        }
+        if self.cancelled > 0 {
+            text.push_str(&format!(
+                ", {} skipped as cancelled (never recreated)",
+                self.cancelled
+            ));
         }
         text.push('\n');
         text.push_str(&format!(

@@ -29,6 +29,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Provision(args) => provision(*args).await,
         Command::Validate(args) => validate(args).await,
         Command::Status(args) => crate::status::run(*args, interrupt_on_signals()).await,
+        Command::Cancel(args) => crate::cancel::run(*args, interrupt_on_signals()).await,
         Command::Simulate(mut args) => {
             args.options.api_key = args.accepted_api_key()?;
             crate::sim::serve_until_signal(args.listen, args.options).await?;

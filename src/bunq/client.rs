@@ -571,6 +571,22 @@ impl BunqClient {
             })
     }
 
+    /// `PUT /partner-user-provision/{id}` with `{"status": …}` (docs/protocol.md §14): cancel a
+    /// provision or ask for a new credential. Signed like a POST. bunq answers with the id
+    /// only, so the effect is read back with [`BunqClient::get_provision`]; an error may
+    /// still have been acted on (see [`CallError::disposition`]).
+    pub async fn update_provision(
+        &self,
+        id: u64,
+        change: ProvisionChange,
+    ) -> Result<(), CallError> {
+        let url = format!("{}/{id}", self.provision_url);
+        let body = serde_json::to_vec(&json!({ "status": change.requested_status() }))
+            .expect("json serialises");
+        let bytes = self.call(Method::PUT, &url, Some(&body)).await?;
+        parse_envelope(&bytes).map(|_| ())
+    }
+
     /// The URL of the first page of `GET /partner-user-provision` with the given filters
     /// (bunq-api.md §6.4). `count` is capped at bunq's page maximum of 200.
     pub fn list_url(&self, filter: &ListFilter<'_>) -> String {
@@ -626,6 +642,44 @@ fn page_url(origin: &str, link: &str) -> Result<String, CallError> {
     Err(CallError::UnexpectedBody(format!(
         "a list page links to {link:?}, outside {origin}; not followed"
     )))
+}
+
+/// What a `PUT /partner-user-provision/{id}` asks for (docs/protocol.md §14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProvisionChange {
+    /// `{"status":"CANCELLED"}`: bunq closes the provision (§14.1).
+    Cancel,
+    /// `{"status":"TOKEN_RESET_REQUESTED"}`: bunq issues a new credential (§14.2).
+    ResetToken,
+}
+
+impl ProvisionChange {
+    pub fn requested_status(self) -> &'static str {
+        match self {
+            ProvisionChange::Cancel => "CANCELLED",
+            ProvisionChange::ResetToken => "TOKEN_RESET_REQUESTED",
+        }
+    }
+
+    /// Whether a provision as read from bunq shows this change took effect. A lost or
+    /// refused answer is settled by this, not by guessing (§14.3).
+    pub fn took_effect(self, provision: &Provision) -> bool {
+        match self {
+            ProvisionChange::Cancel => {
+                matches!(
+                    provision.status.as_deref(),
+                    Some("CLOSED" | "CANCELLED" | "PENDING_PROCESS_CLOSURE")
+                ) || provision.sub_status.as_deref() == Some("PENDING_PROCESS_CLOSURE")
+            }
+            ProvisionChange::ResetToken => {
+                provision.sub_status.as_deref() == Some("PENDING_PROCESS_TOKEN_RESET")
+                    || provision
+                        .credential
+                        .as_ref()
+                        .is_some_and(|c| c.status.as_deref() != Some("EXPIRED"))
+            }
+        }
+    }
 }
 
 /// Filters of the provision list.

@@ -9,8 +9,9 @@ pub enum Disposition {
     /// sending it again is safe.
     Retryable,
     /// The request may have reached bunq and been acted on (timeout or reset after sending,
-    /// 5xx or a lost/tampered response on a POST). bunq has no idempotency key, so the row must
-    /// be looked up by `external_uuid` before any new POST.
+    /// 5xx or a lost/tampered response on a POST or PUT). bunq has no idempotency key, so the
+    /// row must be looked up (by `external_uuid` before any new POST, by id before any new
+    /// PUT).
     Ambiguous,
     /// bunq refused the request for a reason a retry will not change.
     Permanent,
@@ -53,10 +54,10 @@ pub enum CallError {
 }
 
 impl CallError {
-    /// Classifies the error for a call with the given method. Only POSTs create anything, so
-    /// only they can be ambiguous.
-    pub fn disposition(&self, is_post: bool) -> Disposition {
-        let ambiguous_if_post = if is_post {
+    /// Classifies the error for a call with the given method. Only POSTs and PUTs change
+    /// anything (`changes_state`), so only they can be ambiguous.
+    pub fn disposition(&self, changes_state: bool) -> Disposition {
+        let ambiguous_if_post = if changes_state {
             Disposition::Ambiguous
         } else {
             Disposition::Retryable

@@ -7,7 +7,8 @@ pub mod signing;
 pub mod wire;
 
 pub use client::{
-    ApiKey, BunqClient, ClientConfig, ConnectError, Environment, ListFilter, ProvisionPage,
+    ApiKey, BunqClient, ClientConfig, ConnectError, Environment, ListFilter, ProvisionChange,
+    ProvisionPage,
 };
 pub use context::ContextStore;
 pub use error::{CallError, Disposition, RateLimitText};

@@ -257,6 +257,7 @@ pub async fn run(
     let handled = tally.provisioned
         + tally.reconciled
         + tally.skipped
+        + tally.skipped_cancelled
         + tally.failed
         + tally.invalid
         + tally.would_provision;
@@ -265,6 +266,7 @@ pub async fn run(
         provisioned: tally.provisioned + tally.would_provision,
         reconciled: tally.reconciled,
         already_provisioned: tally.skipped,
+        cancelled: tally.skipped_cancelled,
         failed: tally.failed,
         invalid: tally.invalid,
         unfinished: total_rows.saturating_sub(handled),

@@ -30,9 +30,17 @@ const STATED_LIMIT_MARGIN: f64 = 1.02;
 pub const DEFAULT_POST_RATE: f64 = 5.0 / 3.0 / STATED_LIMIT_MARGIN;
 /// Default pace of GETs (lookups, status): bunq's documented 3 per 3 s, with the margin.
 pub const DEFAULT_GET_RATE: f64 = 1.0 / STATED_LIMIT_MARGIN;
+/// Default pace of provision PUTs (`cancel`, `status --reset-expired`): bunq's documented
+/// 2 per 3 s (bunq-api.md §4), with the margin.
+pub const DEFAULT_PUT_RATE: f64 = 2.0 / 3.0 / STATED_LIMIT_MARGIN;
 /// How many recent send times are kept to emulate bunq's window; a stated limit with more
 /// calls per window than this is enforced by spacing alone.
 const RECENT_SLOTS: usize = 1024;
+
+/// A call's place in the pacer's copy of bunq's window, handed out by [`Pacer::acquire`];
+/// give it back to [`Pacer::answered`] when the answer is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot(Instant);
 
 #[derive(Debug)]
 pub struct Pacer {
@@ -81,17 +89,43 @@ impl Pacer {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A pacer that knows bunq's limit before any 429 (the documented one), so it keeps its
+    /// copy of the window from the first call. For small windows (PUT: 2 per 3 s) the spacing
+    /// margin alone is a few tens of milliseconds, less than a request can spend between its
+    /// slot and bunq on a busy machine.
+    pub fn with_known_limit(per_second: Option<f64>, limit: RateLimitText) -> Self {
+        let pacer = Self::new(per_second);
+        pacer.lock().stated_window = Some(limit);
+        pacer
+    }
+
+    /// The pacer of provision PUTs for a `--rate`/`--put-rate` flag: by default bunq's
+    /// documented 2 per 3 s, known from the first call (see [`Pacer::with_known_limit`]); a
+    /// rate the operator chose is trusted until bunq states another; 0 is unpaced.
+    pub fn for_puts(rate_flag: Option<f64>) -> Self {
+        match rate_flag {
+            None => Self::with_known_limit(
+                Some(DEFAULT_PUT_RATE),
+                RateLimitText {
+                    calls: 2,
+                    per: Duration::from_secs(3),
+                },
+            ),
+            Some(rate) => Self::new(Some(rate).filter(|r| *r > 0.0)),
+        }
+    }
+
     /// Waits for the next free slot. Slots are handed out in order, one per interval, and,
-    /// once bunq stated its limit, never more than X in any Y seconds.
-    pub async fn acquire(&self) {
+    /// once bunq's limit is known, never more than X in any Y seconds, counted from when the
+    /// earlier calls were answered where that is known (see [`Pacer::answered`]).
+    pub async fn acquire(&self) -> Slot {
         let (slot, now) = {
             let mut state = self.lock();
             let now = Instant::now();
             let mut slot = state.next_slot.max(now);
             if let Some(limit) = state.stated_window {
                 let calls = limit.calls as usize;
-                if calls <= state.recent_slots.len() {
-                    let oldest_in_window = state.recent_slots[state.recent_slots.len() - calls];
+                if let Some(oldest_in_window) = nth_latest(state.recent_slots.iter().rev(), calls) {
                     slot = slot.max(oldest_in_window + limit.per.mul_f64(STATED_LIMIT_MARGIN));
                 }
             }
@@ -105,8 +139,44 @@ impl Pacer {
         // A slot that is already due needs no timer. Sleeping until `now` anyway registers a
         // timer entry that fires on the next millisecond tick: a wake-up and up to 1 ms of added
         // latency for every call, which is every row when unpaced (`--rate 0`).
+        let mut slot = slot;
         if slot > now {
             tokio::time::sleep_until(slot).await;
+        }
+        // Answers that came in while this call waited may have moved earlier calls later (see
+        // `answered`): keep a full window clear of them too.
+        while let Some(later) = self.recheck(slot) {
+            tokio::time::sleep_until(later).await;
+            slot = later;
+        }
+        Slot(slot)
+    }
+
+    /// The later time `slot` must move to because earlier calls were answered late, if any;
+    /// the move is recorded.
+    fn recheck(&self, slot: Instant) -> Option<Instant> {
+        let mut state = self.lock();
+        let limit = state.stated_window?;
+        let position = state.recent_slots.iter().rposition(|s| *s == slot)?;
+        let reserved_before = state.recent_slots.range(..position).rev();
+        let oldest_in_window = nth_latest(reserved_before, limit.calls as usize)?;
+        let earliest = oldest_in_window + limit.per.mul_f64(STATED_LIMIT_MARGIN);
+        if earliest <= slot {
+            return None;
+        }
+        state.recent_slots[position] = earliest;
+        state.next_slot = state.next_slot.max(earliest + state.interval);
+        Some(earliest)
+    }
+
+    /// The call of `slot` was answered now. bunq counted it no later than this, so the window
+    /// copy moves the call here: a request that spent long between its slot and bunq (a busy
+    /// machine, a slow connection) cannot make the next ones land inside bunq's window.
+    pub fn answered(&self, slot: Slot) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        if let Some(entry) = state.recent_slots.iter_mut().rev().find(|s| **s == slot.0) {
+            *entry = (*entry).max(now);
         }
     }
 
@@ -159,6 +229,15 @@ impl Pacer {
     }
 }
 
+/// The `n`-th latest of send times given latest-reserved first (n ≥ 1), if there are `n`.
+/// Answers move entries later (see [`Pacer::answered`]), so the order is only nearly by time:
+/// a few more than `n` of the latest are sorted to find it.
+fn nth_latest<'a>(latest_first: impl Iterator<Item = &'a Instant>, n: usize) -> Option<Instant> {
+    let mut latest: Vec<Instant> = latest_first.take(n + 8).copied().collect();
+    latest.sort_unstable_by(|a, b| b.cmp(a));
+    latest.get(n.checked_sub(1)?).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +285,52 @@ mod tests {
             pacer.acquire().await;
         }
         assert!(start.elapsed() >= window * 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn regression_a_late_answer_pushes_the_window_so_the_next_call_is_not_a_429() {
+        // 2 per 3 s, known up front. The first call reaches bunq late (its answer comes 200 ms
+        // after its slot): the third call must wait for a full window after that answer, not
+        // after the slot, or bunq sees three calls within 3 s.
+        let limit = RateLimitText::parse("maximum of 2 calls per 3 second").unwrap();
+        let pacer = Pacer::with_known_limit(Some(2.0 / 3.0 / STATED_LIMIT_MARGIN), limit);
+        let start = Instant::now();
+        let first = pacer.acquire().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        pacer.answered(first);
+        let second = pacer.acquire().await;
+        pacer.answered(second);
+        pacer.acquire().await;
+        let window = Duration::from_secs(3).mul_f64(STATED_LIMIT_MARGIN);
+        assert_eq!(start.elapsed(), Duration::from_millis(200) + window);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn regression_concurrent_calls_keep_clear_of_an_answer_that_came_in_while_they_waited() {
+        // Three calls reserve their slots at once (0, 1.53 s, 3.06 s); the first is answered
+        // 200 ms late, after the third already holds its slot. The third still waits a full
+        // window after that answer.
+        let limit = RateLimitText::parse("maximum of 2 calls per 3 second").unwrap();
+        let pacer = std::sync::Arc::new(Pacer::with_known_limit(
+            Some(2.0 / 3.0 / STATED_LIMIT_MARGIN),
+            limit,
+        ));
+        let start = Instant::now();
+        let first = pacer.acquire().await;
+        let (second, third) = (pacer.clone(), pacer.clone());
+        let second = tokio::spawn(async move { second.acquire().await });
+        let third = tokio::spawn(async move {
+            third.acquire().await;
+            Instant::now()
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        pacer.answered(first);
+        second.await.unwrap();
+        let window = Duration::from_secs(3).mul_f64(STATED_LIMIT_MARGIN);
+        assert_eq!(
+            third.await.unwrap() - start,
+            Duration::from_millis(200) + window
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -76,6 +76,26 @@ impl Worker {
             }
         };
         let uuid = user.external_uuid;
+        if self.index.is_cancelled(&uuid) {
+            // Deliberately cancelled (`cancel`): never recreated, whatever this input says.
+            let event = match self.index.provision_id(&uuid) {
+                Some(id) if self.options.dry_run => Event::Finished {
+                    row: user_row(
+                        line,
+                        &user,
+                        RowStatus::Cancelled,
+                        Some(id),
+                        String::new(),
+                        0,
+                    ),
+                    finish: Finish::AlreadyCancelled,
+                    cells: None,
+                },
+                _ => Event::SkippedCancelled { line, uuid },
+            };
+            self.send(event).await;
+            return;
+        }
         if let Some(id) = self.index.provision_id(&uuid) {
             if self.options.dry_run {
                 // The dry-run file starts empty, so it spells out what the real run would skip.

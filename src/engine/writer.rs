@@ -26,6 +26,8 @@ pub enum Finish {
     WouldProvision,
     /// Dry run: the results file already has the row as provisioned.
     AlreadyProvisioned,
+    /// Dry run: the results file has the row as cancelled.
+    AlreadyCancelled,
 }
 
 pub enum Event {
@@ -42,6 +44,8 @@ pub enum Event {
     },
     /// Already provisioned per the results file: nothing is written now.
     Skipped { line: u64, uuid: uuid::Uuid },
+    /// Cancelled per the results file (`cancel`): never sent again, nothing is written now.
+    SkippedCancelled { line: u64, uuid: uuid::Uuid },
 }
 
 #[derive(Debug, Default, Clone)]
@@ -49,6 +53,8 @@ pub struct Tally {
     pub provisioned: u64,
     pub reconciled: u64,
     pub skipped: u64,
+    /// Skipped because `cancel` cancelled them.
+    pub skipped_cancelled: u64,
     pub failed: u64,
     pub invalid: u64,
     pub would_provision: u64,
@@ -135,6 +141,10 @@ impl OutcomeWriter {
                 self.index.note_skipped(&uuid, line);
                 self.tally.skipped += 1;
             }
+            Event::SkippedCancelled { line, uuid } => {
+                self.index.note_skipped(&uuid, line);
+                self.tally.skipped_cancelled += 1;
+            }
             Event::Finished { row, finish, cells } => {
                 self.ledger.append(&row)?;
                 if let (Some((errors, path)), Some(cells)) = (&mut self.error_file, &cells)
@@ -154,6 +164,7 @@ impl OutcomeWriter {
                     Finish::Invalid => self.tally.invalid += 1,
                     Finish::WouldProvision => self.tally.would_provision += 1,
                     Finish::AlreadyProvisioned => self.tally.skipped += 1,
+                    Finish::AlreadyCancelled => self.tally.skipped_cancelled += 1,
                 }
                 if finish == Finish::Failed
                     && let Some(max) = self.max_errors
@@ -166,14 +177,19 @@ impl OutcomeWriter {
             }
         }
         let t = &self.tally;
-        let done =
-            t.provisioned + t.reconciled + t.skipped + t.failed + t.invalid + t.would_provision;
+        let done = t.provisioned
+            + t.reconciled
+            + t.skipped
+            + t.skipped_cancelled
+            + t.failed
+            + t.invalid
+            + t.would_provision;
         let message = format!(
             "provisioned {} · failed {} · invalid {} · skipped {}",
             t.provisioned + t.reconciled + t.would_provision,
             t.failed,
             t.invalid,
-            t.skipped
+            t.skipped + t.skipped_cancelled
         );
         self.progress.update(done, self.total, &message);
         Ok(())

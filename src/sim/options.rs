@@ -205,6 +205,18 @@ pub struct SimOptions {
     /// How long a --stall-after-commit request stalls, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 30_000)]
     pub stall_ms: u64,
+    /// Fault: fraction of PUT partner-user-provision calls (cancel, token reset) that take
+    /// effect and then cut the connection before any response byte is sent.
+    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    pub put_drop_after_commit: f64,
+    /// Fault: fraction of PUT partner-user-provision calls that take effect and then answer
+    /// 500 "Internal server error.".
+    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    pub put_fail_after_commit: f64,
+    /// Seconds a credential issued after a token reset (PUT TOKEN_RESET_REQUESTED) stays
+    /// PENDING_FIRST_USE. [default: --credential-ttl-secs]
+    #[arg(long, value_name = "SECS")]
+    pub reset_credential_ttl_secs: Option<u64>,
 
     /// Fault: fraction of 2xx responses (all endpoints except installation) whose
     /// X-Bunq-Server-Signature is computed over different bytes, to test client verification.
@@ -249,6 +261,9 @@ impl Default for SimOptions {
             drop_after_commit: 0.0,
             stall_after_commit: 0.0,
             stall_ms: 30_000,
+            put_drop_after_commit: 0.0,
+            put_fail_after_commit: 0.0,
+            reset_credential_ttl_secs: None,
             corrupt_signature_rate: 0.0,
             seed: None,
             api_key: None,

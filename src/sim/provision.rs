@@ -153,6 +153,8 @@ pub fn parse_create_body(body: &[u8]) -> Result<NewProvision, String> {
 pub struct Timing {
     pub step: Duration,
     pub credential_ttl: Duration,
+    /// Lifetime of a credential issued by a token reset.
+    pub reset_credential_ttl: Duration,
 }
 
 /// A stored provision. Status is never stored: it is computed from the age, so every
@@ -170,6 +172,17 @@ pub struct Provision {
     pub label_uuid: String,
     /// Set by `PUT {"status":"CANCELLED"}` (bunq-api.md §6.6).
     pub cancelled_at: Option<DateTime<Utc>>,
+    /// `PUT {"status":"TOKEN_RESET_REQUESTED"}` calls, oldest first; the latest one's
+    /// credential is the one shown (docs/protocol.md §14.2).
+    pub token_resets: Vec<TokenReset>,
+}
+
+/// One accepted token reset: after one progress step a new credential with a new token.
+#[derive(Debug, Clone)]
+pub struct TokenReset {
+    pub at: Instant,
+    pub at_utc: DateTime<Utc>,
+    pub token: String,
 }
 
 /// The computed state of a provision at some instant.
@@ -240,6 +253,36 @@ impl Provision {
             }
             v.sub_status = "PENDING_PROCESS_OAUTH_REQUEST";
             v.oauth_request = true;
+        }
+        if stage >= 3
+            && let Some(reset) = self.token_resets.last()
+        {
+            // docs/protocol.md §14.2: PENDING_PROCESS_TOKEN_RESET for one step, then a new
+            // PENDING_FIRST_USE credential that expires after its own lifetime.
+            let since = now.saturating_duration_since(reset.at);
+            if since < t.step {
+                v.sub_status = "PENDING_PROCESS_TOKEN_RESET";
+                v.action_required = "SYSTEM";
+                v.updated = reset.at_utc;
+                return v;
+            }
+            let issued = plus(reset.at_utc, t.step);
+            let expiry = plus(issued, t.reset_credential_ttl);
+            let expired = since >= t.step.saturating_add(t.reset_credential_ttl);
+            v.sub_status = "PENDING_PROCESS_USER_ONBOARDING";
+            v.action_required = "USER";
+            v.updated = if expired { expiry } else { issued };
+            v.credential = Some(CredentialView {
+                status: if expired {
+                    "EXPIRED"
+                } else {
+                    "PENDING_FIRST_USE"
+                },
+                created: issued,
+                expiry,
+                token_value: (!expired).then_some(reset.token.as_str()),
+            });
+            return v;
         }
         if stage >= 3 {
             let issued = at(3);

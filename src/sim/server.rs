@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use super::crypto::{ServerKey, parse_client_public_key, verify_client_signature};
 use super::options::{DuplicateUuids, PostResponse, RateLimit, SimOptions};
 use super::provision::{
-    ListQuery, NewProvision, Provision, Timing, bunq_time, parse_create_body, parse_list_query,
-    select_page,
+    ListQuery, NewProvision, Provision, Timing, TokenReset, bunq_time, parse_create_body,
+    parse_list_query, select_page,
 };
 use super::state::World;
 
@@ -66,6 +66,10 @@ impl Shared {
         let timing = Timing {
             step: Duration::from_millis(opts.progress_step_ms),
             credential_ttl: Duration::from_secs(opts.credential_ttl_secs),
+            reset_credential_ttl: Duration::from_secs(
+                opts.reset_credential_ttl_secs
+                    .unwrap_or(opts.credential_ttl_secs),
+            ),
         };
         let world = Mutex::new(World::new(opts.seed));
         Shared {
@@ -655,6 +659,7 @@ fn provision_create(sh: &Shared, body: &[u8]) -> Result<Outcome, ApiError> {
         credential_token,
         label_uuid: uuid::Uuid::new_v4().to_string(),
         cancelled_at: None,
+        token_resets: Vec::new(),
     };
     let item = match o.post_response {
         PostResponse::Id => json!({ "Id": { "id": id } }),
@@ -709,22 +714,59 @@ fn provision_get(sh: &Shared, id: &str) -> Result<Outcome, ApiError> {
     ))
 }
 
-/// bunq-api.md §6.6: `PUT {"status":"CANCELLED"}` closes a provision.
+/// `PUT /partner-user-provision/{id}` (docs/protocol.md §14): `{"status":"CANCELLED"}` closes
+/// an open provision (a closed one gets a 400, as issue 13 expects of bunq);
+/// `{"status":"TOKEN_RESET_REQUESTED"}` issues a new credential once one was issued. Both take
+/// effect before the `--put-*-after-commit` faults are rolled, so a lost answer may hide a
+/// change that happened.
 fn provision_update(sh: &Shared, id: &str, body: &[u8]) -> Result<Outcome, ApiError> {
     let m = json_object(body)?;
     let status = required_str(&m, "status")?;
+    let now = Instant::now();
     let mut w = sh.lock();
     w.stats.put_requests += 1;
     let (index, p) = find(sh, &w, id).ok_or_else(|| err(404, TXT_PROVISION_NOT_FOUND))?;
     let pid = p.id;
-    if status != "CANCELLED" {
-        return Err(err(
-            400,
-            format!("Status {status} is not supported by the simulator; use CANCELLED."),
-        ));
+    let view = p.view(now, &sh.timing);
+    let closed = p.cancelled_at.is_some();
+    let has_credential = view.credential.is_some();
+    match status {
+        "CANCELLED" if closed => {
+            w.stats.repeated_cancels += 1;
+            return Err(err(400, "The provision is already closed."));
+        }
+        "CANCELLED" => {
+            w.provisions[index].cancelled_at = Some(chrono::Utc::now());
+            w.stats.cancels += 1;
+        }
+        "TOKEN_RESET_REQUESTED" if closed || !has_credential => {
+            return Err(err(400, "The provision has no credential to reset."));
+        }
+        "TOKEN_RESET_REQUESTED" => {
+            let token = w.token(64);
+            w.provisions[index].token_resets.push(TokenReset {
+                at: now,
+                at_utc: chrono::Utc::now(),
+                token,
+            });
+            w.stats.token_resets += 1;
+        }
+        other => {
+            return Err(err(
+                400,
+                format!(
+                    "Status {other} is not supported by the simulator; use CANCELLED or TOKEN_RESET_REQUESTED."
+                ),
+            ));
+        }
     }
-    if let Some(p) = w.provisions.get_mut(index) {
-        p.cancelled_at.get_or_insert_with(chrono::Utc::now);
+    if w.roll(sh.opts.put_drop_after_commit) {
+        w.stats.faults.put_drop_after_commit += 1;
+        return Ok(Outcome::Drop);
+    }
+    if w.roll(sh.opts.put_fail_after_commit) {
+        w.stats.faults.put_fail_after_commit += 1;
+        return Err(err(500, TXT_INTERNAL));
     }
     Ok(Outcome::Reply(
         StatusCode::OK,

@@ -26,6 +26,12 @@ pub struct FaultStats {
     pub stall_after_commit: u64,
     /// 2xx responses sent with a wrong X-Bunq-Server-Signature (`--corrupt-signature-rate`).
     pub corrupt_signature: u64,
+    /// PUT took effect, then the connection was cut (`--put-drop-after-commit`).
+    #[serde(default)]
+    pub put_drop_after_commit: u64,
+    /// PUT took effect, then 500 (`--put-fail-after-commit`).
+    #[serde(default)]
+    pub put_fail_after_commit: u64,
 }
 
 /// Counters since start; served as JSON by `GET /_sim/stats`.
@@ -75,6 +81,15 @@ pub struct SimStats {
     pub list_requests: u64,
     pub get_by_id_requests: u64,
     pub put_requests: u64,
+    /// PUTs `{"status":"CANCELLED"}` that closed an open provision.
+    #[serde(default)]
+    pub cancels: u64,
+    /// PUTs `{"status":"CANCELLED"}` refused with 400 because the provision was closed.
+    #[serde(default)]
+    pub repeated_cancels: u64,
+    /// PUTs `{"status":"TOKEN_RESET_REQUESTED"}` that issued a new credential.
+    #[serde(default)]
+    pub token_resets: u64,
     /// Highest number of POSTs (that reached the provision handler) for one external_uuid.
     pub max_posts_for_one_uuid: u64,
     /// How many external_uuids received more than one POST.
@@ -111,6 +126,12 @@ pub struct SimProvision {
     pub will_fail: bool,
     /// POSTs this external_uuid received (1 = no retries reached the server).
     pub post_count: u64,
+    /// Cancels that closed it (more than 1 would be a bug; repeats are refused).
+    #[serde(default)]
+    pub cancels: u64,
+    /// Token resets accepted for it.
+    #[serde(default)]
+    pub token_resets: u64,
 }
 
 impl SimProvision {
@@ -138,6 +159,8 @@ impl SimProvision {
                 .and_then(|c| c.token_value.map(str::to_string)),
             will_fail: p.will_fail,
             post_count,
+            cancels: u64::from(p.cancelled_at.is_some()),
+            token_resets: p.token_resets.len() as u64,
         }
     }
 }

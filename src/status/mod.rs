@@ -5,10 +5,13 @@
 //! credential whose `token_value` is the new user's API key. This command reads the
 //! provisioned rows of a results file, fetches their state in bulk (see [`fetch`]), writes a
 //! status CSV and a grouped summary, and with `--watch` polls until every row is settled.
-//! Tokens only ever leave memory through `--credentials-out` (see [`files`]).
+//! Tokens only ever leave memory through `--credentials-out` (see [`files`]). With
+//! `--reset-expired`, expired credentials get a new token (see [`reset`]). Rows `cancel`
+//! closed are reported as cancelled, not as failures.
 
 pub mod fetch;
 pub mod files;
+pub mod reset;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -25,7 +28,7 @@ use crate::bunq::Provision;
 use crate::cli::{ApiArgs, parse_duration, parse_rate};
 use crate::engine::pacer::DEFAULT_GET_RATE;
 use crate::engine::{Backoff, Pacer};
-use crate::ledger::{LedgerError, now_timestamp, read_provisioned};
+use crate::ledger::{LedgerError, now_timestamp, read_held_provisions};
 use crate::report::{Progress, ProgressStyleSpec};
 use crate::run::{EXIT_INTERRUPTED, EXIT_OK, EXIT_ROWS_FAILED};
 use fetch::{Fetched, Fetcher, RequestCounts};
@@ -35,8 +38,9 @@ const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0    every row was found and none failed; with --watch: every row is ready (credential
        PENDING_FIRST_USE) or its credential was already used
-  1    some row is FAILED, CANCELLED or CLOSED, has an EXPIRED credential, was not found or
-       could not be fetched; with --watch also: rows still pending at --timeout
+  1    some row is FAILED, CANCELLED or CLOSED (other than by `cancel`), has an EXPIRED
+       credential (not reset by --reset-expired), was not found or could not be fetched;
+       with --watch also: rows still pending at --timeout
   2    fatal: unreadable results file, auth failure, --credentials-out file exists
   130  interrupted (Ctrl-C): the status file holds the last complete poll";
 
@@ -75,6 +79,17 @@ pub struct StatusArgs {
     /// [default: 3/3 less 2 %, just under bunq's documented GET limit]
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub rate: Option<f64>,
+
+    /// Ask bunq for a new token (TOKEN_RESET_REQUESTED) for each row whose credential
+    /// EXPIRED unused, once per run; with --watch, follow it until the new token appears
+    /// (it goes to --credentials-out only).
+    #[arg(long)]
+    pub reset_expired: bool,
+
+    /// With --reset-expired: reset PUTs per second, evenly spaced; "2/3" means 2 per 3 s.
+    /// 0 = unpaced. [default: 2/3 less 2 %, just under bunq's documented PUT limit]
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub put_rate: Option<f64>,
 
     /// Attempts per request before a row is reported as unknown for this poll (429s do not
     /// count).
@@ -132,6 +147,8 @@ pub enum Category {
     Closed,
     /// The credential window passed unused; it needs a token reset (bunq-api.md §6.3).
     CredentialExpired,
+    /// CANCELLED or CLOSED, as the results file expects: `cancel` closed it.
+    CancelledOnRecord,
     /// bunq answered 404 for the id in the results file.
     NotFound,
     /// Not fetched yet, or every attempt failed.
@@ -200,6 +217,12 @@ pub struct RowState {
     pub seen: Seen,
     /// When `seen` was fetched (UTC), empty before the first answer.
     pub checked_at: String,
+    /// The results file records a cancel (`cancelling` or `cancelled`) for this row.
+    pub cancel_on_record: bool,
+    /// `--reset-expired` sent (or tried) this row's one reset of the run.
+    pub reset_tried: bool,
+    /// bunq took the reset: until a new credential shows, the row is pending, not expired.
+    pub reset_requested: bool,
 }
 
 impl RowState {
@@ -209,12 +232,21 @@ impl RowState {
             provision_id,
             seen: Seen::Unchecked,
             checked_at: String::new(),
+            cancel_on_record: false,
+            reset_tried: false,
+            reset_requested: false,
         }
     }
 
     pub fn category(&self) -> Category {
         match &self.seen {
-            Seen::Found(provision) => Category::of(provision),
+            Seen::Found(provision) => match Category::of(provision) {
+                Category::Cancelled | Category::Closed if self.cancel_on_record => {
+                    Category::CancelledOnRecord
+                }
+                Category::CredentialExpired if self.reset_requested => Category::Pending,
+                category => category,
+            },
             Seen::NotFound => Category::NotFound,
             Seen::Unchecked | Seen::Unreachable => Category::Unknown,
         }
@@ -331,6 +363,8 @@ pub struct CategoryCounts {
     pub cancelled: u64,
     pub closed: u64,
     pub credential_expired: u64,
+    /// Closed by `cancel`, as the results file records: not a failure.
+    pub cancelled_on_record: u64,
     pub not_found: u64,
     pub unknown: u64,
 }
@@ -347,6 +381,7 @@ impl CategoryCounts {
                 Category::Cancelled => &mut counts.cancelled,
                 Category::Closed => &mut counts.closed,
                 Category::CredentialExpired => &mut counts.credential_expired,
+                Category::CancelledOnRecord => &mut counts.cancelled_on_record,
                 Category::NotFound => &mut counts.not_found,
                 Category::Unknown => &mut counts.unknown,
             };
@@ -372,6 +407,7 @@ impl CategoryCounts {
             + self.cancelled
             + self.closed
             + self.credential_expired
+            + self.cancelled_on_record
             + self.not_found
     }
 }
@@ -435,6 +471,17 @@ pub struct StatusSummary {
     pub polls: u64,
     #[serde(flatten)]
     pub requests: RequestCounts,
+    /// `--reset-expired` was given.
+    pub reset_expired: bool,
+    /// Token resets bunq took in this run.
+    pub credentials_reset: u64,
+    /// Token resets that failed (the rows stay expired).
+    pub resets_failed: u64,
+    /// PUTs sent for resets, and GETs reading provisions back after an unclear answer.
+    pub put_requests: u64,
+    pub reset_get_requests: u64,
+    /// The first reset failures, with bunq's texts.
+    pub reset_errors: Vec<String>,
     pub watch: bool,
     pub timed_out: bool,
     pub interrupted: bool,
@@ -451,6 +498,7 @@ impl StatusSummary {
         for (count, label) in [
             (c.cancelled, "cancelled"),
             (c.closed, "closed"),
+            (c.cancelled_on_record, "cancelled (by cancel)"),
             (c.credential_expired, "credential expired"),
             (c.not_found, "not found"),
             (c.unknown, "unknown (could not be fetched)"),
@@ -486,6 +534,23 @@ impl StatusSummary {
             self.requests.rate_limited,
             self.requests.retries
         ));
+        if self.reset_expired {
+            text.push_str(&format!(
+                "token resets: {} requested, {} failed ({} PUTs, {} GETs)\n",
+                self.credentials_reset,
+                self.resets_failed,
+                self.put_requests,
+                self.reset_get_requests
+            ));
+            for error in &self.reset_errors {
+                text.push_str(&format!("  reset failed: {error}\n"));
+            }
+        } else if c.credential_expired > 0 {
+            text.push_str(&format!(
+                "{} credentials expired unused; rerun with --reset-expired --watch to get new tokens\n",
+                c.credential_expired
+            ));
+        }
         text.push_str(&format!("status: {}\n", self.status_path.display()));
         match &self.credentials_path {
             Some(path) if self.credentials_written > 0 => text.push_str(&format!(
@@ -562,9 +627,13 @@ pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Resu
         .clone()
         .unwrap_or_else(|| files::default_status_path(&args.results));
     check_paths(&args, &out)?;
-    let mut rows: Vec<RowState> = read_provisioned(&args.results)?
+    let mut rows: Vec<RowState> = read_held_provisions(&args.results)?
         .into_iter()
-        .map(|(uuid, id)| RowState::new(uuid, id))
+        .filter_map(|row| {
+            let mut state = RowState::new(row.external_uuid?, row.provision_id?);
+            state.cancel_on_record = row.status.is_cancel();
+            Some(state)
+        })
         .collect();
     if rows.is_empty() && !args.quiet {
         crate::output::stderr_line(&format!(
@@ -575,6 +644,13 @@ pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Resu
     let (client, _no_simulator) = crate::run::connect(&args.api, false).await?;
     let pacer = Pacer::new(Some(args.rate.unwrap_or(DEFAULT_GET_RATE)).filter(|r| *r > 0.0));
     let mut fetcher = Fetcher::new(&client, &pacer, Backoff::default(), args.max_attempts);
+    let mut resetter = args.reset_expired.then(|| {
+        reset::Resetter::new(
+            args.put_rate,
+            Some(args.rate.unwrap_or(DEFAULT_GET_RATE)).filter(|r| *r > 0.0),
+            args.max_attempts,
+        )
+    });
     let deadline = args
         .timeout
         .filter(|_| args.watch)
@@ -590,6 +666,9 @@ pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Resu
             polls += 1;
             let fetched = fetcher.fetch(&ids, &stop).await;
             apply(&mut rows, &fetched, &now_timestamp());
+        }
+        if let Some(resetter) = &mut resetter {
+            resetter.reset_expired(&client, &mut rows, &interrupt).await;
         }
         // After every round, so Ctrl-C or a crash leaves the latest complete picture.
         files::write_status(&out, &rows)?;
@@ -635,6 +714,12 @@ pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Resu
         credentials_written,
         polls,
         requests: fetcher.counts,
+        reset_expired: args.reset_expired,
+        credentials_reset: resetter.as_ref().map_or(0, |r| r.requested),
+        resets_failed: resetter.as_ref().map_or(0, |r| r.failed),
+        put_requests: resetter.as_ref().map_or(0, |r| r.put_requests()),
+        reset_get_requests: resetter.as_ref().map_or(0, |r| r.get_requests()),
+        reset_errors: resetter.map(|r| r.errors).unwrap_or_default(),
         watch: args.watch,
         timed_out,
         interrupted,

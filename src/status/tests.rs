@@ -275,6 +275,12 @@ fn status_summary_text_has_no_token_and_names_the_earliest_expiry() {
         credentials_written: 0,
         polls: 1,
         requests: RequestCounts::default(),
+        reset_expired: false,
+        credentials_reset: 0,
+        resets_failed: 0,
+        put_requests: 0,
+        reset_get_requests: 0,
+        reset_errors: Vec::new(),
         watch: false,
         timed_out: false,
         interrupted: false,
@@ -288,4 +294,21 @@ fn status_summary_text_has_no_token_and_names_the_earliest_expiry() {
     assert!(!json.contains("secret-token") && !text.contains("secret-token"));
     assert!(json.contains("\"ready\":1") && json.contains("\"list_requests\":0"));
     assert!(!format!("{rows:?}").contains("secret-token"));
+}
+
+#[test]
+fn rows_closed_by_cancel_are_cancelled_not_failures_and_reset_rows_wait_for_a_token() {
+    let mut closed = found(1, provision(1, "CLOSED", "NONE", None));
+    assert_eq!(closed.category(), Category::Closed);
+    closed.cancel_on_record = true;
+    assert_eq!(closed.category(), Category::CancelledOnRecord);
+    let counts = CategoryCounts::of(std::slice::from_ref(&closed));
+    assert_eq!((counts.cancelled_on_record, counts.not_ok()), (1, 0));
+    assert_eq!(exit_code(&counts, true, false), EXIT_OK);
+
+    let mut expired = found(2, provision(2, "CREATED", "NONE", Some(("EXPIRED", false))));
+    assert_eq!(expired.category(), Category::CredentialExpired);
+    expired.reset_requested = true;
+    assert_eq!(expired.category(), Category::Pending);
+    assert_eq!(unsettled_ids(std::slice::from_ref(&expired)), vec![2]);
 }

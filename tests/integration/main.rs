@@ -11,6 +11,8 @@
 //!   files, foreign results files, broken quoting, old line ends;
 //! - `operator`: the operator's slips: stdin and FIFOs, closed pipes, SIGHUP/SIGTERM, file
 //!   modes, credentials in URLs, key files, the simulator's key check;
+//! - `lifecycle`: undoing a batch (`cancel`) and renewing expired credentials
+//!   (`status --reset-expired`);
 //! - `status`: following provisions to the finish;
 //! - `validation`: one user per address, our re-saved results file, encodings.
 
@@ -20,6 +22,7 @@ mod client;
 mod faults;
 mod files;
 mod guards;
+mod lifecycle;
 mod operator;
 mod provision;
 mod status;

@@ -1,0 +1,421 @@
+//! `bunq-onboard cancel`: undoes a batch by cancelling the provisions a results file records
+//! (`PUT /partner-user-provision/{id}` with `{"status":"CANCELLED"}`, docs/protocol.md §14.1).
+//!
+//! The results file stays the one record of the batch. Before a row's first PUT a
+//! `cancelling` row is on disk (intent before action); once bunq answers, or a read of the
+//! provision shows it closed, the row becomes `cancelled`, keeping its `provision_id`. A run
+//! killed at any moment leaves `cancelling` rows, which the next `cancel` reads at bunq before
+//! sending anything. The run holds the results file's lock and compacts it at the end, like
+//! `provision`. Layout: [`targets`] (what to cancel), [`confirm`] (asking first), [`change`]
+//! (one PUT carried to a known end, shared with `status --reset-expired`), [`summary`].
+
+pub mod change;
+pub mod confirm;
+pub mod summary;
+pub mod targets;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::bunq::{BunqClient, ProvisionChange};
+use crate::cli::{ApiArgs, parse_duration, parse_rate};
+use crate::engine::pacer::DEFAULT_GET_RATE;
+use crate::engine::{Backoff, Pacer};
+use crate::ledger::{LedgerError, LedgerWriter, ResultRow, RowStatus, now_timestamp};
+use crate::lock::lock_results;
+use crate::paths::{PathUse, check_distinct};
+use crate::report::{Progress, ProgressStyleSpec, shell_quote};
+use change::{ChangeCounters, ChangeOutcome, ChangePolicy, apply_change};
+use summary::{CancelSummary, FAILURES_SHOWN};
+use targets::LineSelection;
+
+/// Exit codes of `cancel`, shown under its --help.
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0    every targeted row is cancelled (or there was nothing to cancel; --dry-run)
+  1    some rows could not be cancelled; they stay `cancelling` with bunq's text
+  2    fatal, or not confirmed: nothing was sent
+  130  interrupted (Ctrl-C): rerun to finish";
+
+/// Cancel the provisioned users of a results file (undo a batch).
+///
+/// Each `provisioned` row (all of them, or those of --lines) is cancelled at bunq with
+/// PUT /v1/partner-user-provision/{id} {"status":"CANCELLED"}; the results file records it as
+/// `cancelled` with its provision_id, and a later `provision` never recreates the user. Asks
+/// first: on a terminal type the number of users, elsewhere pass --yes.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = EXIT_CODES_HELP)]
+pub struct CancelArgs {
+    /// The results CSV of the provision run to undo (rewritten in place, as by provision).
+    pub results: PathBuf,
+
+    /// Only these lines (the results file's `line` column, i.e. input lines), e.g. 2-40,57.
+    /// [default: every provisioned row]
+    #[arg(long, value_name = "LINES")]
+    pub lines: Option<LineSelection>,
+
+    /// Do not ask: needed when there is no terminal to type the confirmation on.
+    #[arg(long)]
+    pub yes: bool,
+
+    /// List the rows that would be cancelled (CSV on stdout) and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Requests in flight at most.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: u16,
+
+    /// Cancel PUTs per second across all workers, evenly spaced; "2/3" means 2 per 3 s.
+    /// 0 = unpaced. [default: 2/3 less 2 %, just under bunq's documented PUT limit]
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+
+    /// GETs per second for reading provisions back after an unclear answer.
+    /// [default: 3/3 less 2 %, just under bunq's documented GET limit]
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub lookup_rate: Option<f64>,
+
+    /// PUTs per row before it is recorded as failed (429s do not count).
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+
+    /// Write the rows this run changes with spreadsheet formulas neutralised, as
+    /// `provision --excel-safe` does; use it if the provision run did.
+    #[arg(long)]
+    pub excel_safe: bool,
+
+    /// No progress display.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Print the summary as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// First retry delay; later ones double, with full jitter.
+    #[arg(long, value_name = "DURATION", default_value = "250ms", value_parser = parse_duration, hide = true)]
+    pub backoff_base: Duration,
+
+    /// Longest retry delay.
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration, hide = true)]
+    pub backoff_cap: Duration,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    SamePath(#[from] crate::paths::PathClash),
+    #[error(transparent)]
+    Confirm(#[from] confirm::ConfirmError),
+}
+
+/// Runs the command; the exit code is decided here, fatal errors go up as `Err` (exit 2).
+pub async fn run(args: CancelArgs, interrupt: CancellationToken) -> anyhow::Result<u8> {
+    let started = Instant::now();
+    let mut uses = vec![PathUse::write("the results file", &args.results)];
+    if !args.dry_run {
+        uses.push(PathUse::write("--context", &args.api.context));
+    }
+    if let Some(key_file) = &args.api.api_key_file {
+        uses.push(PathUse::read("--api-key-file", key_file));
+    }
+    check_distinct(&uses).map_err(CancelError::from)?;
+    // Held until this function returns: the run, compaction and the summary included.
+    let _lock = lock_results(&args.results)?;
+    let held = crate::ledger::read_held_provisions(&args.results).map_err(CancelError::from)?;
+    let targets = targets::select(held, args.lines.as_ref());
+    let mut summary = CancelSummary {
+        targeted: targets.rows.len() as u64,
+        already_cancelled: targets.already_cancelled,
+        results_path: args.results.clone(),
+        dry_run: args.dry_run,
+        ..Default::default()
+    };
+    if args.dry_run {
+        print_targets(&targets.rows)?;
+    } else if !targets.rows.is_empty() {
+        confirm::confirm(targets.rows.len(), &place(&args.api), args.yes)
+            .map_err(CancelError::from)?;
+        let (client, _no_simulator) = crate::run::connect(&args.api, false).await?;
+        cancel_rows(&args, client, targets.rows, &interrupt, &mut summary).await?;
+    }
+    summary.elapsed_secs = started.elapsed().as_secs_f64();
+    if summary.failed > 0 || summary.unfinished > 0 {
+        summary.rerun_command = Some(rerun_command());
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else if args.dry_run {
+        eprintln!(
+            "would cancel {} users (listed on stdout); {} already cancelled; nothing was sent",
+            summary.targeted, summary.already_cancelled
+        );
+    } else if !args.quiet || summary.exit_code() != crate::run::EXIT_OK {
+        eprint!("{}", summary.to_text());
+    }
+    Ok(summary.exit_code())
+}
+
+/// Where the PUTs go, for the confirmation: the environment and its URL.
+fn place(api: &ApiArgs) -> String {
+    match &api.base_url {
+        Some(url) => format!("the API at {url}"),
+        None => {
+            let name = match api.env {
+                crate::bunq::Environment::Sandbox => "sandbox",
+                crate::bunq::Environment::Production => "PRODUCTION",
+            };
+            format!("{name} ({})", api.env.base_url())
+        }
+    }
+}
+
+/// `--dry-run`: the targets as CSV on stdout.
+fn print_targets(rows: &[ResultRow]) -> std::io::Result<()> {
+    let mut out = csv::Writer::from_writer(std::io::stdout().lock());
+    out.write_record([
+        "line",
+        "external_uuid",
+        "provision_id",
+        "pointer_type",
+        "pointer_value",
+        "status",
+    ])?;
+    for row in rows {
+        out.write_record([
+            row.line.to_string(),
+            row.external_uuid.map(|u| u.to_string()).unwrap_or_default(),
+            row.provision_id
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+            row.pointer_type.clone(),
+            row.pointer_value.clone(),
+            row.status.as_str().to_string(),
+        ])?;
+    }
+    out.flush()
+}
+
+/// The same command line, so a rerun finishes the job. The API key is never on it.
+fn rerun_command() -> String {
+    std::iter::once("bunq-onboard".to_string())
+        .chain(std::env::args().skip(1).map(|arg| shell_quote(&arg)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The results file, the progress display and the counts, behind one lock: each append is
+/// flushed before the lock is released, so a row's intent is on disk before its PUT leaves.
+struct Recorder {
+    ledger: LedgerWriter,
+    progress: Progress,
+    settled: u64,
+    total: u64,
+    cancelled: u64,
+    found_closed: u64,
+    failed: u64,
+    failures: Vec<String>,
+}
+
+impl Recorder {
+    /// Appends `row`; `settles` when it is the row's outcome rather than its intent.
+    fn record(&mut self, row: &ResultRow, settles: bool) -> Result<(), LedgerError> {
+        self.ledger.append(row)?;
+        if !settles {
+            return Ok(());
+        }
+        self.settled += 1;
+        let message = format!(
+            "cancelled {} · failed {}",
+            self.cancelled + self.found_closed,
+            self.failed
+        );
+        self.progress.update(self.settled, self.total, &message);
+        Ok(())
+    }
+}
+
+struct Shared<'a> {
+    client: Arc<BunqClient>,
+    policy: ChangePolicy<'a>,
+    counters: ChangeCounters,
+    recorder: Mutex<Recorder>,
+    /// The first fatal problem (the results file could not be written): stops the run.
+    fatal: Mutex<Option<LedgerError>>,
+    stop: CancellationToken,
+}
+
+impl Shared<'_> {
+    /// Records a row; `count` (the outcome's tally) is given for outcomes, `None` for intent.
+    fn record(&self, row: &ResultRow, count: Option<&dyn Fn(&mut Recorder)>) -> bool {
+        let mut recorder = self.recorder.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = count {
+            count(&mut recorder);
+        }
+        match recorder.record(row, count.is_some()) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!("{e}; stopping the run");
+                self.fatal
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_or_insert(e);
+                self.stop.cancel();
+                false
+            }
+        }
+    }
+
+    /// One row: intent, PUT (or a read first, for a row an earlier run left `cancelling`),
+    /// outcome.
+    async fn cancel(&self, target: ResultRow) {
+        let Some(id) = target.provision_id else {
+            return;
+        };
+        let unsettled_before = target.status == RowStatus::Cancelling;
+        if !unsettled_before {
+            let intent = stamped(&target, RowStatus::Cancelling, String::new(), 0);
+            if !self.record(&intent, None) {
+                return;
+            }
+        }
+        let (outcome, puts) = apply_change(
+            &self.client,
+            &self.policy,
+            &self.counters,
+            id,
+            ProvisionChange::Cancel,
+            unsettled_before,
+        )
+        .await;
+        let row = match &outcome {
+            ChangeOutcome::Applied | ChangeOutcome::AlreadyInEffect => {
+                stamped(&target, RowStatus::Cancelled, String::new(), puts)
+            }
+            // bunq may have acted on an earlier attempt, so the row stays `cancelling`: the
+            // next run reads the provision before sending anything.
+            ChangeOutcome::Failed(error) => {
+                stamped(&target, RowStatus::Cancelling, error.clone(), puts)
+            }
+            ChangeOutcome::Abandoned => return,
+        };
+        self.record(
+            &row,
+            Some(&|recorder: &mut Recorder| match &outcome {
+                ChangeOutcome::Applied => recorder.cancelled += 1,
+                ChangeOutcome::AlreadyInEffect => recorder.found_closed += 1,
+                ChangeOutcome::Failed(error) => {
+                    recorder.failed += 1;
+                    if recorder.failures.len() < FAILURES_SHOWN {
+                        recorder
+                            .failures
+                            .push(format!("line {}: {error}", target.line));
+                    }
+                }
+                ChangeOutcome::Abandoned => {}
+            }),
+        );
+    }
+}
+
+/// The target row moved to `status` now.
+fn stamped(target: &ResultRow, status: RowStatus, error: String, attempts: u32) -> ResultRow {
+    ResultRow {
+        status,
+        error,
+        attempts,
+        updated_at: now_timestamp(),
+        ..target.clone()
+    }
+}
+
+async fn cancel_rows(
+    args: &CancelArgs,
+    client: Arc<BunqClient>,
+    rows: Vec<ResultRow>,
+    interrupt: &CancellationToken,
+    summary: &mut CancelSummary,
+) -> Result<(), CancelError> {
+    let ledger = LedgerWriter::open(&args.results, args.excel_safe)?;
+    let total = rows.len() as u64;
+    let progress = Progress::new(
+        args.quiet,
+        total,
+        ProgressStyleSpec {
+            unit: "rows",
+            rate_and_eta: true,
+            plain_every: Duration::from_secs(5),
+        },
+    );
+    let put_pacer = Pacer::for_puts(args.rate);
+    let get_pacer =
+        Pacer::new(Some(args.lookup_rate.unwrap_or(DEFAULT_GET_RATE)).filter(|r| *r > 0.0));
+    let stop = interrupt.child_token();
+    let shared = Shared {
+        client,
+        policy: ChangePolicy {
+            put_pacer: &put_pacer,
+            get_pacer: &get_pacer,
+            max_attempts: args.max_attempts,
+            backoff: Backoff {
+                base: args.backoff_base,
+                cap: args.backoff_cap,
+            },
+            stop: &stop,
+        },
+        counters: ChangeCounters::default(),
+        recorder: Mutex::new(Recorder {
+            ledger,
+            progress,
+            settled: 0,
+            total,
+            cancelled: 0,
+            found_closed: 0,
+            failed: 0,
+            failures: Vec::new(),
+        }),
+        fatal: Mutex::new(None),
+        stop: stop.clone(),
+    };
+    futures::stream::iter(rows)
+        .take_while(|_| std::future::ready(!stop.is_cancelled()))
+        .map(|row| shared.cancel(row))
+        .buffer_unordered(usize::from(args.concurrency.max(1)))
+        .for_each(|()| std::future::ready(()))
+        .await;
+
+    let Shared {
+        counters,
+        recorder,
+        fatal,
+        ..
+    } = shared;
+    let recorder = recorder.into_inner().unwrap_or_else(|e| e.into_inner());
+    recorder.progress.finish();
+    if let Some(error) = fatal.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(error.into());
+    }
+    recorder.ledger.compact_in_file_order()?;
+    summary.cancelled = recorder.cancelled;
+    summary.found_closed = recorder.found_closed;
+    summary.failed = recorder.failed;
+    summary.failures = recorder.failures;
+    summary.unfinished = total.saturating_sub(recorder.settled);
+    summary.put_requests = counters.puts.load(Ordering::Relaxed);
+    summary.get_requests = counters.gets.load(Ordering::Relaxed);
+    summary.rate_limited = counters.rate_limited.load(Ordering::Relaxed);
+    summary.retries = counters.retries.load(Ordering::Relaxed);
+    summary.interrupted = interrupt.is_cancelled();
+    Ok(())
+}
