@@ -393,3 +393,62 @@ fn a_pending_row_the_list_scan_does_not_reach_is_looked_up_before_it_is_sent() {
     assert_all_provisioned_exactly_once(&work, &sim, rows);
     assert_eq!(work.results()[0]["provision_id"], *id);
 }
+
+/// After the first Ctrl-C a row in flight finishes its current attempt and is not retried:
+/// here every POST fails (500, nothing created), so a row that went on retrying would use up
+/// its 100 attempts and end `failed`; stopped in time, it stays `pending` for the next run.
+#[test]
+fn first_ctrl_c_stops_the_retries_of_rows_in_flight() {
+    let sim = Sim::start(&[
+        NO_DUPLICATE_CHECK[0],
+        NO_DUPLICATE_CHECK[1],
+        "--no-rate-limits",
+        "--fail-before-commit",
+        "1",
+    ]);
+    let work = Workdir::new();
+    work.write("users.csv", &users_csv(8));
+    let child = work
+        .provision_command(
+            &sim,
+            "users.csv",
+            &[
+                "--rate",
+                "0",
+                "--lookup-rate",
+                "0",
+                "--concurrency",
+                "4",
+                "--max-attempts",
+                "100",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let results = work.path("results.csv");
+    let deadline = std::time::Instant::now() + run_timeout();
+    while !std::fs::read_to_string(&results)
+        .map(|t| t.contains(",pending,"))
+        .unwrap_or(false)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let output = wait_with_timeout(child);
+    assert_eq!(code(&output), 130, "{}", text(&output));
+    let rows = work.results();
+    assert!(!rows.is_empty(), "{}", text(&output));
+    for row in &rows {
+        assert_eq!(row["status"], "pending", "{row:?}\n{}", text(&output));
+    }
+    assert_eq!(sim.stat("provisions_created"), 0);
+}

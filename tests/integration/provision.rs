@@ -153,6 +153,10 @@ fn rate_limit_429s_from_a_strict_simulator_are_absorbed_without_failing_rows() {
     );
     assert_eq!(summary["failed"], 0);
     assert_all_provisioned_exactly_once(&work, &sim, 40);
+    // A 429 means bunq did nothing: it is not an attempt (README: results file, `attempts`).
+    for row in work.results() {
+        assert_eq!(row["attempts"], "1", "{row:?}");
+    }
 }
 
 /// A results file cut in its last row, as a write interrupted by a crash or a full disk
