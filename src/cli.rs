@@ -44,6 +44,10 @@ pub enum Command {
     Status(Box<crate::status::StatusArgs>),
     /// Run the built-in bunq partner API simulator on a local port (for tests and rehearsals).
     Simulate(SimulateArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish) on stdout.
+    Completions(crate::completions::CompletionsArgs),
+    /// Print the man page (roff) on stdout; `man provision` prints that command's own page.
+    Man(crate::completions::ManArgs),
 }
 
 /// Where and how to reach bunq. The API key is read from BUNQ_API_KEY or --api-key-file,

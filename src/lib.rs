@@ -4,6 +4,7 @@
 //! everything else lives in the modules below, one concern each:
 //!
 //! - [`cli`]: flags, help text, the API key source;
+//! - [`completions`]: shell completions and man pages from the clap definition;
 //! - [`input`]: reading users CSVs (dialects, encodings) and validating each row;
 //! - [`bunq`]: the partner API client (auth context, signing, requests, typed errors);
 //! - [`engine`]: the bounded concurrent stream, pacing, retries, reconciliation;
@@ -17,6 +18,7 @@
 pub mod atomic_file;
 pub mod bunq;
 pub mod cli;
+pub mod completions;
 pub mod engine;
 pub mod input;
 pub mod ledger;

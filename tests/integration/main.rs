@@ -7,12 +7,14 @@
 //! - `provision`: the end-to-end CSV run, results contract, resume (issue: provision a CSV);
 //! - `faults`: exactly-once under faults, crashes and Ctrl-C;
 //! - `files`: input dialects, the error file round trip, dry run;
-//! - `status`: following provisions to the finish.
+//! - `status`: following provisions to the finish;
+//! - `finish`: completions, man pages, help examples, the grouped run summary.
 
 mod support;
 
 mod client;
 mod faults;
 mod files;
+mod finish;
 mod provision;
 mod status;
