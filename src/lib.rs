@@ -9,6 +9,7 @@
 //! - [`bunq`]: the partner API client (auth context, signing, requests, typed errors);
 //! - [`engine`]: the bounded concurrent stream, pacing, retries, reconciliation;
 //! - [`ledger`]: the results file (append log, resume index, compaction);
+//! - [`problems`]: problems grouped by rule or error, shared by `validate` and the run summary;
 //! - [`report`]: progress display and the run summary;
 //! - [`status`]: following provisions to the finish;
 //! - [`sim`]: the built-in bunq simulator;
@@ -22,6 +23,7 @@ pub mod completions;
 pub mod engine;
 pub mod input;
 pub mod ledger;
+pub mod problems;
 pub mod report;
 pub mod run;
 pub mod sim;

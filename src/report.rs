@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
+use crate::input::RuleCount;
+use crate::problems::{ProblemExample, ProblemGroup};
+
 /// Counts of a provision run, printed at the end and by `--json`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunSummary {
@@ -29,6 +32,10 @@ pub struct RunSummary {
     pub lookup_requests: u64,
     pub rate_limited: u64,
     pub retries: u64,
+    /// Invalid rows by rule, most frequent first, with the first lines (as `validate` shows).
+    pub invalid_by_rule: Vec<RuleCount>,
+    /// Failed rows by error, most frequent first, with the first lines.
+    pub failed_by_error: Vec<ErrorCount>,
     pub elapsed_secs: f64,
     pub results_path: PathBuf,
     pub errors_path: Option<PathBuf>,
@@ -76,6 +83,18 @@ impl RunSummary {
             "requests: {} provision POSTs, {} lookups, {} rate-limited (429), {} retries\n",
             self.post_requests, self.lookup_requests, self.rate_limited, self.retries
         ));
+        if !self.invalid_by_rule.is_empty() {
+            text.push_str("invalid rows by rule:\n");
+            for group in &self.invalid_by_rule {
+                push_group(&mut text, group.count, group.rule.as_str(), &group.examples);
+            }
+        }
+        if !self.failed_by_error.is_empty() {
+            text.push_str("failed rows by error:\n");
+            for group in &self.failed_by_error {
+                push_group(&mut text, group.count, &group.error, &group.examples);
+            }
+        }
         text.push_str(&format!("results: {}\n", self.results_path.display()));
         if let Some(errors) = &self.errors_path {
             text.push_str(&format!("rows to fix: {}\n", errors.display()));
@@ -91,6 +110,40 @@ impl RunSummary {
         }
         text
     }
+}
+
+/// Failed rows that share one error text (without bunq's per-answer response id); each
+/// example keeps the row's full text, response id included.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorCount {
+    pub error: String,
+    pub count: u64,
+    pub examples: Vec<ProblemExample>,
+}
+
+impl From<ProblemGroup<String>> for ErrorCount {
+    fn from(group: ProblemGroup<String>) -> Self {
+        Self {
+            error: group.key,
+            count: group.count,
+            examples: group.examples,
+        }
+    }
+}
+
+/// `     3  bad-email  (lines 4, 9, 12)`, with `…` when there are more rows than lines shown.
+fn push_group(text: &mut String, count: u64, name: &str, examples: &[ProblemExample]) {
+    let lines: Vec<String> = examples.iter().map(|e| e.line.to_string()).collect();
+    let more = if count > examples.len() as u64 {
+        ", …"
+    } else {
+        ""
+    };
+    let noun = if lines.len() == 1 { "line" } else { "lines" };
+    text.push_str(&format!(
+        "  {count:>6}  {name}  ({noun} {}{more})\n",
+        lines.join(", ")
+    ));
 }
 
 /// Live progress on stderr, shared by `provision` and `status --watch`. On a terminal: a bar.

@@ -10,5 +10,5 @@ pub use client::{
     ApiKey, BunqClient, ClientConfig, ConnectError, Environment, ListFilter, ProvisionPage,
 };
 pub use context::ContextStore;
-pub use error::{CallError, Disposition, RateLimitText};
+pub use error::{CallError, Disposition, RateLimitText, without_response_ids};
 pub use wire::{BodyFormat, Provision, ProvisionRequest};

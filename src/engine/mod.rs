@@ -268,6 +268,8 @@ pub async fn run(
         lookup_requests: counters.lookups.load(Ordering::Relaxed),
         rate_limited: counters.rate_limited.load(Ordering::Relaxed),
         retries: counters.retries.load(Ordering::Relaxed),
+        invalid_by_rule: tally.invalid_by_rule.into_iter().map(Into::into).collect(),
+        failed_by_error: tally.failed_by_error.into_iter().map(Into::into).collect(),
         elapsed_secs: started.elapsed().as_secs_f64(),
         results_path,
         errors_path: options

@@ -69,7 +69,7 @@ impl Worker {
                 };
                 self.send(Event::Finished {
                     row,
-                    finish: Finish::Invalid,
+                    finish: Finish::Invalid(problem.rule),
                     cells: Some(cells),
                 })
                 .await;

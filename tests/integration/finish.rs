@@ -66,3 +66,175 @@ fn man_page_is_roff_and_names_every_subcommand() {
         text(&output)
     );
 }
+
+/// samples/users.csv: 26 rows, five invalid on purpose (one per rule below).
+const SAMPLE_INVALID: [(&str, u64); 5] = [
+    ("bad-email", 10),
+    ("bad-uuid", 16),
+    ("duplicate-pointer", 19),
+    ("phone-scientific-notation", 12),
+    ("unknown-product", 23),
+];
+
+fn copy_samples(work: &Workdir) {
+    let samples = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/users.csv"),
+    )
+    .unwrap();
+    work.write("users.csv", &samples);
+}
+
+const FAST: [&str; 6] = ["--rate", "0", "--lookup-rate", "0", "--max-attempts", "1"];
+
+#[test]
+fn run_summary_groups_invalid_rows_by_rule_and_failed_rows_by_error() {
+    // Every POST is answered 500 without creating anything: each valid row is looked up
+    // (absent) and recorded failed with an error carrying its own response id.
+    let sim = Sim::start(&["--no-rate-limits", "--fail-before-commit", "1"]);
+    let work = Workdir::new();
+    copy_samples(&work);
+    let output = work.provision(&sim, "users.csv", &FAST);
+    assert_eq!(code(&output), 1, "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = "\
+invalid rows by rule:
+       1  bad-email  (line 10)
+       1  bad-uuid  (line 16)
+       1  duplicate-pointer  (line 19)
+       1  phone-scientific-notation  (line 12)
+       1  unknown-product  (line 23)
+failed rows by error:
+      21  bunq answered 500: Internal server error.  (lines 2, 3, 4, 5, 6, …)
+";
+    assert!(stderr.contains(expected), "{}", text(&output));
+    // The groups come after the counts.
+    assert!(
+        stderr.find("21 failed, 5 invalid").unwrap() < stderr.find(expected).unwrap(),
+        "{stderr}"
+    );
+    // Each row's own error, response id included, is still in the results file.
+    let failed: Vec<_> = work
+        .results()
+        .into_iter()
+        .filter(|r| r["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 21);
+    let mut ids: Vec<&str> = failed
+        .iter()
+        .map(|r| {
+            r["error"]
+                .split("(response id ")
+                .nth(1)
+                .expect("response id")
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 21, "a response id per row: {failed:?}");
+    assert!(sim.provisions_by_uuid().is_empty());
+}
+
+#[test]
+fn run_summary_json_carries_the_same_groups() {
+    // Half the POSTs fail: some rows are provisioned, some fail, the five invalid stay invalid.
+    let sim = Sim::start(&[
+        "--no-rate-limits",
+        "--fail-before-commit",
+        "0.5",
+        "--seed",
+        "14",
+    ]);
+    let work = Workdir::new();
+    copy_samples(&work);
+    let mut args = FAST.to_vec();
+    args.push("--json");
+    let output = work.provision(&sim, "users.csv", &args);
+    assert_eq!(code(&output), 1, "{}", text(&output));
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+
+    let invalid: Vec<(String, u64, Vec<u64>)> = summary["invalid_by_rule"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let lines = g["examples"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["line"].as_u64().unwrap())
+                .collect();
+            (
+                g["rule"].as_str().unwrap().to_string(),
+                g["count"].as_u64().unwrap(),
+                lines,
+            )
+        })
+        .collect();
+    let expected: Vec<(String, u64, Vec<u64>)> = SAMPLE_INVALID
+        .iter()
+        .map(|(rule, line)| (rule.to_string(), 1, vec![*line]))
+        .collect();
+    assert_eq!(invalid, expected, "{summary}");
+    assert!(
+        summary["invalid_by_rule"][0]["examples"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("iris@@example.com"),
+        "{summary}"
+    );
+
+    let results = work.results();
+    let mut failed_lines: Vec<u64> = results
+        .iter()
+        .filter(|r| r["status"] == "failed")
+        .map(|r| r["line"].parse().unwrap())
+        .collect();
+    failed_lines.sort_unstable();
+    let failed = summary["failed"].as_u64().unwrap();
+    assert_eq!(failed, failed_lines.len() as u64);
+    assert!(failed > 0 && failed < 21, "some rows fail: {summary}");
+    let groups = summary["failed_by_error"].as_array().unwrap();
+    assert_eq!(
+        groups.len(),
+        1,
+        "one error despite the response ids: {summary}"
+    );
+    let group = &groups[0];
+    assert_eq!(
+        group["error"], "bunq answered 500: Internal server error.",
+        "{summary}"
+    );
+    assert_eq!(group["count"].as_u64(), Some(failed));
+    let example_lines: Vec<u64> = group["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_u64().unwrap())
+        .collect();
+    let lowest: Vec<u64> = failed_lines.iter().copied().take(5).collect();
+    assert_eq!(example_lines, lowest, "the first five failed lines");
+    for example in group["examples"].as_array().unwrap() {
+        assert!(
+            example["message"]
+                .as_str()
+                .unwrap()
+                .contains("(response id "),
+            "{summary}"
+        );
+    }
+
+    // Exactly one provision per provisioned uuid at the simulator, with the recorded id.
+    let at_sim = sim.provisions_by_uuid();
+    let provisioned: Vec<_> = results
+        .iter()
+        .filter(|r| r["status"] == "provisioned")
+        .collect();
+    assert_eq!(provisioned.len() as u64 + failed, 21);
+    assert_eq!(at_sim.len(), provisioned.len());
+    for row in provisioned {
+        assert_eq!(
+            at_sim[&row["external_uuid"]],
+            vec![row["provision_id"].parse::<u64>().unwrap()]
+        );
+    }
+}
