@@ -10,6 +10,14 @@ use crate::problems::{ProblemGroup, ProblemGroups};
 
 /// `bunq-onboard validate INPUT`: the whole file, no request, no key.
 #[derive(clap::Args, Debug, Clone)]
+#[command(after_help = "\
+Examples:
+  # Check a file before a run: exit 0 when every row is valid
+  bunq-onboard validate users.csv
+  # Every problem example per rule, and the invalid rows in a file to fix and feed back
+  bunq-onboard validate users.csv --show 20 --errors users.errors.csv
+  # An Excel export: semicolons, Windows-1252, Dutch numbers written without +31
+  bunq-onboard validate export.csv --delimiter semicolon --encoding latin1 --default-region NL")]
 pub struct ValidateArgs {
     /// The users CSV to check
     pub input: PathBuf,

@@ -238,3 +238,83 @@ fn run_summary_json_carries_the_same_groups() {
         );
     }
 }
+
+/// The example command lines at the end of `help`, split into words; a shell redirection or
+/// pipe ends the words.
+fn help_examples(help: &str) -> Vec<Vec<String>> {
+    let examples = help.split_once("\nExamples:\n").map_or("", |(_, e)| e);
+    examples
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("bunq-onboard "))
+        .map(|line| {
+            assert!(
+                !line.contains(['\'', '"']),
+                "no quoting in examples: {line}"
+            );
+            line.split_whitespace()
+                .take_while(|w| !matches!(*w, ">" | ">>" | "|"))
+                .map(str::to_string)
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn help_of_every_command_ends_with_examples_that_run() {
+    let work = Workdir::new();
+    copy_samples(&work);
+    // What the validate example describes: semicolons, Windows-1252 (ö), national numbers.
+    std::fs::write(
+        work.path("export.csv"),
+        b"email;phone_number;name\r\nj\xf6ran@example.nl;;J\xf6ran\r\n;0612345678;Anna\r\n",
+    )
+    .unwrap();
+    for sub in SUBCOMMANDS {
+        let output = run_cli(&[sub, "--help"]);
+        assert_eq!(code(&output), 0, "{}", text(&output));
+        let help = String::from_utf8(output.stdout).unwrap();
+        let examples = help_examples(&help);
+        assert!(
+            (2..=3).contains(&examples.len()),
+            "{sub}: two or three examples:\n{help}"
+        );
+        let last_example = help.trim_end().lines().last().unwrap().trim();
+        assert!(
+            last_example.starts_with("bunq-onboard "),
+            "{sub}: help ends with the examples:\n{help}"
+        );
+        // Nothing wrapped: each line is a comment or a whole command.
+        let (_, example_text) = help.split_once("\nExamples:\n").unwrap();
+        for line in example_text.lines().map(str::trim) {
+            assert!(
+                line.starts_with('#') || line.starts_with("bunq-onboard "),
+                "{sub}: {line:?} is not a whole example:\n{help}"
+            );
+        }
+        for words in examples {
+            assert_eq!(words[1], sub, "{words:?}");
+            // Every flag name and value is accepted ...
+            let output = Command::new(binary())
+                .args(&words[1..])
+                .arg("--help")
+                .output()
+                .unwrap();
+            assert_eq!(code(&output), 0, "{words:?}: {}", text(&output));
+            // ... and the ones that need no key, server or terminal really run.
+            if matches!(sub, "validate" | "completions" | "man") {
+                let output = Command::new(binary())
+                    .current_dir(work.dir.path())
+                    .args(&words[1..])
+                    .output()
+                    .unwrap();
+                assert!(
+                    code(&output) == 0 || (sub == "validate" && code(&output) == 1),
+                    "{words:?}: {}",
+                    text(&output)
+                );
+                assert!(!output.stdout.is_empty(), "{words:?}");
+            }
+        }
+    }
+}
