@@ -100,8 +100,14 @@ pub async fn run(
         headers,
         delimiter,
         duplicates,
-    } = survey(&options, maybe_unsettled.as_deref())?;
-    drop(maybe_unsettled);
+    } = {
+        // Reading is synchronous: a blocking thread keeps the runtime's tasks (Ctrl-C, the
+        // in-process simulator) going, on a single-threaded runtime too.
+        let options = options.clone();
+        tokio::task::spawn_blocking(move || survey(&options, maybe_unsettled.as_deref()))
+            .await
+            .map_err(|e| EngineError::TaskFailed(e.to_string()))??
+    };
 
     let index = Arc::new(ResumeIndex::load(&options.results)?);
     if index.torn_tail {
@@ -299,34 +305,31 @@ fn survey(
     options: &EngineOptions,
     maybe_unsettled: Option<&[u128]>,
 ) -> Result<Survey, EngineError> {
-    // Reading is synchronous; block_in_place keeps the runtime's other tasks going.
-    tokio::task::block_in_place(|| {
-        let mut reader = UserReader::open(&options.input, &options.input_options)?;
-        let headers = reader.headers().clone();
-        let delimiter = reader.delimiter();
-        let mut rows = 0u64;
-        let mut unknown = Vec::new();
-        for row in &mut reader {
-            let row = row?;
-            rows += 1;
-            if let Ok(user) = &row.checked {
-                let uuid = user.external_uuid.as_u128();
-                // No results file: every row's state is unknown.
-                if maybe_unsettled.is_none_or(|list| list.binary_search(&uuid).is_ok()) {
-                    unknown.push(uuid);
-                }
+    let mut reader = UserReader::open(&options.input, &options.input_options)?;
+    let headers = reader.headers().clone();
+    let delimiter = reader.delimiter();
+    let mut rows = 0u64;
+    let mut unknown = Vec::new();
+    for row in &mut reader {
+        let row = row?;
+        rows += 1;
+        if let Ok(user) = &row.checked {
+            let uuid = user.external_uuid.as_u128();
+            // No results file: every row's state is unknown.
+            if maybe_unsettled.is_none_or(|list| list.binary_search(&uuid).is_ok()) {
+                unknown.push(uuid);
             }
         }
-        unknown.sort_unstable();
-        unknown.dedup();
-        let duplicates = reader.take_duplicates();
-        Ok(Survey {
-            rows,
-            unknown,
-            headers,
-            delimiter,
-            duplicates,
-        })
+    }
+    unknown.sort_unstable();
+    unknown.dedup();
+    let duplicates = reader.take_duplicates();
+    Ok(Survey {
+        rows,
+        unknown,
+        headers,
+        delimiter,
+        duplicates,
     })
 }
 
