@@ -46,6 +46,10 @@ pub enum Command {
     Cancel(Box<crate::cancel::CancelArgs>),
     /// Run the built-in bunq partner API simulator on a local port (for tests and rehearsals).
     Simulate(Box<SimulateArgs>),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish) on stdout.
+    Completions(crate::completions::CompletionsArgs),
+    /// Print the man page (roff) on stdout; `man provision` prints that command's own page.
+    Man(crate::completions::ManArgs),
 }
 
 /// Where and how to reach bunq. The API key is read from BUNQ_API_KEY or --api-key-file,
@@ -86,6 +90,14 @@ pub struct ApiArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(after_help = "\
+Examples:
+  # Rehearse on the built-in simulator: no key, no network
+  bunq-onboard provision samples/users.csv --simulate
+  # See what a real run would send and what already exists at bunq, creating nothing
+  bunq-onboard provision users.csv --api-key-file bunq.key --dry-run --show-payloads 2
+  # Production, 8 in flight, rows to fix written to a file you can feed back
+  bunq-onboard provision users.csv --env production --api-key-file bunq.key --errors fix.csv")]
 pub struct ProvisionArgs {
     /// The users CSV (see README: columns email / phone_number / name / external_uuid / products).
     /// `-` reads standard input; it and pipes are copied once to a private temporary file.
@@ -165,6 +177,14 @@ pub struct ProvisionArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(after_help = "\
+Examples:
+  # A simulator on a fixed port; provision against it with --base-url http://127.0.0.1:8080/v1
+  bunq-onboard simulate --listen 127.0.0.1:8080
+  # bunq-like latency and some lost answers, to rehearse recovery (reproducible with --seed)
+  bunq-onboard simulate --latency-ms 50 --jitter-ms 20 --drop-after-commit 0.05 --seed 7
+  # Limits tighter than bunq's, to watch provision slow down to what the 429 answers state
+  bunq-onboard simulate --post-limit 2/3 --get-limit 1/3")]
 pub struct SimulateArgs {
     /// Address to listen on; port 0 picks a free one. The base URL is printed as the first
     /// line of stdout.
@@ -339,6 +359,43 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Each command's help ends with two or three examples, and each parses as written (shell
+    /// redirections aside), required arguments included.
+    #[test]
+    fn help_examples_parse_as_written() {
+        let mut cli = Cli::command();
+        cli.build();
+        for sub in cli.get_subcommands().filter(|sub| sub.get_name() != "help") {
+            let help = sub.clone().render_long_help().to_string();
+            let (_, examples) = help
+                .split_once("\nExamples:\n")
+                .unwrap_or_else(|| panic!("{}: no examples:\n{help}", sub.get_name()));
+            let commands: Vec<Vec<&str>> = examples
+                .lines()
+                .map(str::trim)
+                .filter(|line| line.starts_with("bunq-onboard "))
+                .map(|line| {
+                    let words = line.split_whitespace();
+                    words
+                        .take_while(|w| !matches!(*w, ">" | ">>" | "|"))
+                        .collect()
+                })
+                .collect();
+            assert!(
+                (2..=3).contains(&commands.len()),
+                "{}: {} examples:\n{help}",
+                sub.get_name(),
+                commands.len()
+            );
+            for words in commands {
+                assert_eq!(words[1], sub.get_name(), "{words:?}");
+                if let Err(e) = Cli::try_parse_from(&words) {
+                    panic!("{words:?} does not parse: {e}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -4,10 +4,12 @@
 //! everything else lives in the modules below, one concern each:
 //!
 //! - [`cli`]: flags, help text, the API key source;
+//! - [`completions`]: shell completions and man pages from the clap definition;
 //! - [`input`]: reading users CSVs (dialects, encodings) and validating each row;
 //! - [`bunq`]: the partner API client (auth context, signing, requests, typed errors);
 //! - [`engine`]: the bounded concurrent stream, pacing, retries, reconciliation;
 //! - [`ledger`]: the results file (append log, resume index, compaction);
+//! - [`problems`]: problems grouped by rule or error, shared by `validate` and the run summary;
 //! - [`report`]: progress display and the run summary;
 //! - [`status`]: following provisions to the finish;
 //! - [`cancel`]: undoing a batch (cancelling its provisions);
@@ -23,12 +25,14 @@ pub mod atomic_file;
 pub mod bunq;
 pub mod cancel;
 pub mod cli;
+pub mod completions;
 pub mod engine;
 pub mod input;
 pub mod ledger;
 pub(crate) mod lock;
 pub mod output;
 pub(crate) mod paths;
+pub mod problems;
 pub mod report;
 pub mod run;
 pub mod sim;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use bunq_onboard::cli::Cli;
+use bunq_onboard::cli::{Cli, Command};
 use bunq_onboard::run::{EXIT_FATAL, run};
 
 fn main() -> ExitCode {
@@ -24,10 +24,16 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The client commands run on one thread. A provision run's CPU is its rows' RSA
+    // signatures, which were already made on one thread (the engine's stream of rows is one
+    // future); worker threads only added a cross-thread wake-up for every hand-over between
+    // that stream, the results writer and the HTTP connections (bench/results.md, CPU per row).
+    // The simulator answers many clients at once and keeps a worker per core.
+    let mut builder = match cli.command {
+        Command::Simulate(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             bunq_onboard::output::stderr_line(&format!(

@@ -1,12 +1,16 @@
 //! Progress and the end-of-run summary: an indicatif bar on a terminal, a plain line every
 //! few seconds otherwise, and the final counts (text or one JSON object).
 
+use std::fmt;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use serde::Serialize;
+
+use crate::input::RuleCount;
+use crate::problems::{ProblemExample, ProblemGroup};
 
 /// Counts of a provision run, printed at the end and by `--json`.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -31,6 +35,10 @@ pub struct RunSummary {
     pub lookup_requests: u64,
     pub rate_limited: u64,
     pub retries: u64,
+    /// Invalid rows by rule, most frequent first, with the first lines (as `validate` shows).
+    pub invalid_by_rule: Vec<RuleCount>,
+    /// Failed rows by error, most frequent first, with the first lines.
+    pub failed_by_error: Vec<ErrorCount>,
     pub elapsed_secs: f64,
     pub results_path: PathBuf,
     pub errors_path: Option<PathBuf>,
@@ -84,6 +92,18 @@ impl RunSummary {
             "requests: {} provision POSTs, {} lookups, {} rate-limited (429), {} retries\n",
             self.post_requests, self.lookup_requests, self.rate_limited, self.retries
         ));
+        if !self.invalid_by_rule.is_empty() {
+            text.push_str("invalid rows by rule:\n");
+            for group in &self.invalid_by_rule {
+                push_group(&mut text, group.count, group.rule.as_str(), &group.examples);
+            }
+        }
+        if !self.failed_by_error.is_empty() {
+            text.push_str("failed rows by error:\n");
+            for group in &self.failed_by_error {
+                push_group(&mut text, group.count, &group.error, &group.examples);
+            }
+        }
         text.push_str(&format!("results: {}\n", self.results_path.display()));
         if let Some(errors) = &self.errors_path {
             text.push_str(&format!("rows to fix: {}\n", errors.display()));
@@ -99,6 +119,40 @@ impl RunSummary {
         }
         text
     }
+}
+
+/// Failed rows that share one error text (without bunq's per-answer response id); each
+/// example keeps the row's full text, response id included.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorCount {
+    pub error: String,
+    pub count: u64,
+    pub examples: Vec<ProblemExample>,
+}
+
+impl From<ProblemGroup<String>> for ErrorCount {
+    fn from(group: ProblemGroup<String>) -> Self {
+        Self {
+            error: group.key,
+            count: group.count,
+            examples: group.examples,
+        }
+    }
+}
+
+/// `     3  bad-email  (lines 4, 9, 12)`, with `…` when there are more rows than lines shown.
+fn push_group(text: &mut String, count: u64, name: &str, examples: &[ProblemExample]) {
+    let lines: Vec<String> = examples.iter().map(|e| e.line.to_string()).collect();
+    let more = if count > examples.len() as u64 {
+        ", …"
+    } else {
+        ""
+    };
+    let noun = if lines.len() == 1 { "line" } else { "lines" };
+    text.push_str(&format!(
+        "  {count:>6}  {name}  ({noun} {}{more})\n",
+        lines.join(", ")
+    ));
 }
 
 /// Live progress on stderr, shared by `provision` and `status --watch`. On a terminal: a bar.
@@ -136,7 +190,7 @@ impl Progress {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             let template = if spec.rate_and_eta {
                 format!(
-                    "{{bar:30.cyan/blue}} {{pos}}/{{len}} {}  {{msg}}  {{per_sec}}  ETA {{eta}}",
+                    "{{bar:30.cyan/blue}} {{pos}}/{{len}} {}  {{msg}}  {{rate}}  ETA {{eta}}",
                     spec.unit
                 )
             } else {
@@ -146,7 +200,13 @@ impl Progress {
                 )
             };
             if let Ok(style) = ProgressStyle::with_template(&template) {
-                bar.set_style(style.progress_chars("=> "));
+                bar.set_style(
+                    style
+                        .with_key("rate", |state: &ProgressState, out: &mut dyn fmt::Write| {
+                            let _ = out.write_str(&format_rate(state.per_sec()));
+                        })
+                        .progress_chars("=> "),
+                );
             }
             bar.enable_steady_tick(Duration::from_millis(200));
             return Self {
@@ -187,6 +247,18 @@ impl Progress {
     }
 }
 
+/// A rate as people read it: `1.7/s`, `42.0/s`, `312/s` (indicatif's own `{per_sec}` prints
+/// `2.5358/s`).
+pub fn format_rate(per_second: f64) -> String {
+    if !per_second.is_finite() || per_second < 0.0 {
+        "-/s".to_string()
+    } else if per_second >= 100.0 {
+        format!("{per_second:.0}/s")
+    } else {
+        format!("{per_second:.1}/s")
+    }
+}
+
 /// Quotes a path for the rerun command so it can be pasted into a POSIX shell.
 pub fn shell_quote(text: &str) -> String {
     if !text.is_empty()
@@ -216,6 +288,16 @@ mod tests {
         assert_eq!(summary.exit_code(), 1);
         summary.interrupted = true;
         assert_eq!(summary.exit_code(), 130);
+    }
+
+    #[test]
+    fn rates_read_like_one_decimal() {
+        assert_eq!(format_rate(2.5358), "2.5/s");
+        assert_eq!(format_rate(1.66), "1.7/s");
+        assert_eq!(format_rate(0.0), "0.0/s");
+        assert_eq!(format_rate(312.49), "312/s");
+        assert_eq!(format_rate(f64::NAN), "-/s");
+        assert_eq!(format_rate(f64::INFINITY), "-/s");
     }
 
     #[test]

@@ -35,6 +35,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             crate::sim::serve_until_signal(args.listen, args.options).await?;
             Ok(EXIT_OK)
         }
+        Command::Completions(args) => {
+            let mut script = Vec::new();
+            crate::completions::write_completions(args.shell, &mut script);
+            write_stdout(&script)?;
+            Ok(EXIT_OK)
+        }
+        Command::Man(args) => {
+            let mut page = Vec::new();
+            crate::completions::write_man_page(args.command.as_deref(), &mut page)?;
+            write_stdout(&page)?;
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+/// Writes generated text to stdout; a reader that closed the pipe early (`| head`) is not an
+/// error.
+fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("writing to stdout"))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -144,6 +144,32 @@ fn support_reference(response_id: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
+/// `text` without the " (response id …)" parts that [`support_reference`] adds. bunq's
+/// response id differs on every answer, so summaries group failed rows by the rest: the status
+/// and bunq's own message.
+pub fn without_response_ids(text: &str) -> std::borrow::Cow<'_, str> {
+    const MARK: &str = " (response id ";
+    if !text.contains(MARK) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut rest = text;
+    let mut kept = String::with_capacity(text.len());
+    while let Some(start) = rest.find(MARK) {
+        kept.push_str(&rest[..start]);
+        let after = &rest[start + MARK.len()..];
+        match after.find(')') {
+            Some(end) => rest = &after[end + 1..],
+            // No closing parenthesis: not ours, keep it as it is.
+            None => {
+                kept.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    kept.push_str(rest);
+    std::borrow::Cow::Owned(kept)
+}
+
 /// The limit bunq states in a 429 body: "You can do a maximum of X calls per Y second(s)".
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimitText {
@@ -203,6 +229,34 @@ mod tests {
             RateLimitText::parse("maximum of 0 calls per 3 second"),
             None
         );
+    }
+
+    #[test]
+    fn response_ids_are_dropped_from_the_grouping_key() {
+        let error = CallError::Status {
+            status: 500,
+            description: "Internal error".into(),
+            response_id: Some("6a1b-77".into()),
+        }
+        .to_string();
+        assert_eq!(
+            error,
+            "bunq answered 500: Internal error (response id 6a1b-77)"
+        );
+        assert_eq!(
+            without_response_ids(&error),
+            "bunq answered 500: Internal error"
+        );
+        let twice = format!("{error}; the lookup that followed failed: {error}");
+        assert_eq!(
+            without_response_ids(&twice),
+            "bunq answered 500: Internal error; the lookup that followed failed: bunq answered 500: Internal error"
+        );
+        assert_eq!(
+            without_response_ids("a (response id open"),
+            "a (response id open"
+        );
+        assert_eq!(without_response_ids("plain"), "plain");
     }
 
     #[test]

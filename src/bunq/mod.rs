@@ -11,5 +11,5 @@ pub use client::{
     ProvisionPage,
 };
 pub use context::ContextStore;
-pub use error::{CallError, Disposition, RateLimitText};
+pub use error::{CallError, Disposition, RateLimitText, without_response_ids};
 pub use wire::{BodyFormat, Provision, ProvisionRequest};

@@ -105,8 +105,14 @@ pub async fn run(
         headers,
         delimiter,
         duplicates,
-    } = survey(&options, &provisioned_hashes)?;
-    drop(provisioned_hashes);
+    } = {
+        // Reading is synchronous: a blocking thread keeps the runtime's tasks (Ctrl-C, the
+        // in-process simulator) going, on a single-threaded runtime too.
+        let options = options.clone();
+        tokio::task::spawn_blocking(move || survey(&options, &provisioned_hashes))
+            .await
+            .map_err(|e| EngineError::TaskFailed(e.to_string()))??
+    };
 
     let index = Arc::new(ResumeIndex::load(&options.results)?);
     if index.torn_tail {
@@ -274,6 +280,8 @@ pub async fn run(
         lookup_requests: counters.lookups.load(Ordering::Relaxed),
         rate_limited: counters.rate_limited.load(Ordering::Relaxed),
         retries: counters.retries.load(Ordering::Relaxed),
+        invalid_by_rule: tally.invalid_by_rule.into_iter().map(Into::into).collect(),
+        failed_by_error: tally.failed_by_error.into_iter().map(Into::into).collect(),
         elapsed_secs: started.elapsed().as_secs_f64(),
         results_path,
         errors_path: options
@@ -300,42 +308,39 @@ pub fn dry_run_path(results: &std::path::Path) -> PathBuf {
 /// valid rows whose state at bunq is unknown: every one whose uuid is not among
 /// `provisioned_hashes` ([`crate::ledger::scan_provisioned_hashes`]).
 fn survey(options: &EngineOptions, provisioned_hashes: &[u32]) -> Result<Survey, EngineError> {
-    // Reading is synchronous; block_in_place keeps the runtime's other tasks going.
-    tokio::task::block_in_place(|| {
-        let mut reader = UserReader::open(&options.input, &options.input_options)?;
-        let headers = reader.headers().clone();
-        // Its pointer columns would read as users; its outcomes are not users' data.
-        if headers
-            .iter()
-            .map(|h| h.trim().trim_start_matches('\u{feff}'))
-            .eq(HEADER)
-        {
-            return Err(EngineError::InputIsResultsFile(options.input.clone()));
-        }
-        let delimiter = reader.delimiter();
-        let mut rows = 0u64;
-        let mut unknown = Vec::new();
-        for row in &mut reader {
-            let row = row?;
-            rows += 1;
-            if let Ok(user) = &row.checked {
-                let uuid = user.external_uuid.as_u128();
-                let hash = crate::ledger::uuid_hash32(uuid);
-                if provisioned_hashes.binary_search(&hash).is_err() {
-                    unknown.push(uuid);
-                }
+    let mut reader = UserReader::open(&options.input, &options.input_options)?;
+    let headers = reader.headers().clone();
+    // Its pointer columns would read as users; its outcomes are not users' data.
+    if headers
+        .iter()
+        .map(|h| h.trim().trim_start_matches('\u{feff}'))
+        .eq(HEADER)
+    {
+        return Err(EngineError::InputIsResultsFile(options.input.clone()));
+    }
+    let delimiter = reader.delimiter();
+    let mut rows = 0u64;
+    let mut unknown = Vec::new();
+    for row in &mut reader {
+        let row = row?;
+        rows += 1;
+        if let Ok(user) = &row.checked {
+            let uuid = user.external_uuid.as_u128();
+            let hash = crate::ledger::uuid_hash32(uuid);
+            if provisioned_hashes.binary_search(&hash).is_err() {
+                unknown.push(uuid);
             }
         }
-        unknown.sort_unstable();
-        unknown.dedup();
-        let duplicates = reader.take_duplicates();
-        Ok(Survey {
-            rows,
-            unknown,
-            headers,
-            delimiter,
-            duplicates,
-        })
+    }
+    unknown.sort_unstable();
+    unknown.dedup();
+    let duplicates = reader.take_duplicates();
+    Ok(Survey {
+        rows,
+        unknown,
+        headers,
+        delimiter,
+        duplicates,
     })
 }
 

@@ -12,7 +12,7 @@ use super::reconcile::{BulkResult, Lookup, lookup_one};
 use super::writer::{Event, Finish};
 use super::{EngineOptions, Pacer, RequestCounters};
 use crate::bunq::{BunqClient, CallError, Disposition, ProvisionRequest};
-use crate::input::{InputRow, ValidUser};
+use crate::input::{InputRow, Rule, ValidUser};
 use crate::ledger::{ResultRow, ResumeIndex, RowStatus, now_timestamp};
 
 pub struct Worker {
@@ -68,7 +68,7 @@ impl Worker {
                 };
                 self.send(Event::Finished {
                     row,
-                    finish: Finish::Invalid,
+                    finish: Finish::Invalid(problem.rule),
                     cells: Some(cells),
                 })
                 .await;
@@ -190,7 +190,7 @@ impl Worker {
             .find(|&(owner, _)| owner != user.external_uuid)?;
         Some(Settled::Done {
             status: RowStatus::Invalid,
-            finish: Finish::Invalid,
+            finish: Finish::Invalid(Rule::ProvisionedUnderAnotherUuid),
             provision_id: None,
             error: format!(
                 "pointer: {} {:?} is already provisioned under external_uuid {owner} (line {line} \

@@ -9,9 +9,18 @@ use tokio_util::sync::CancellationToken;
 use tracing::error;
 
 use super::EngineError;
-use crate::input::ErrorFileWriter;
+use crate::bunq::without_response_ids;
+use crate::input::{ErrorFileWriter, Rule};
 use crate::ledger::{LedgerWriter, ResultRow, ResumeIndex, RowStatus};
+use crate::problems::{ProblemGroup, ProblemGroups};
 use crate::report::{Progress, ProgressStyleSpec};
+
+/// Line numbers kept per group for the summary.
+const EXAMPLES_PER_GROUP: usize = 5;
+/// Distinct error texts listed before the rest are counted together, so a server that puts
+/// something per-row into its messages cannot grow the summary (or memory) with the input.
+const MAX_ERROR_GROUPS: usize = 20;
+const OTHER_ERRORS: &str = "other errors (see each row's error in the results file)";
 
 /// How a finished row ended, for counting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +30,8 @@ pub enum Finish {
     /// A lookup found the provision at bunq; no POST was needed (or the POST's answer was lost).
     Reconciled,
     Failed,
-    Invalid,
+    /// The row broke this validation rule.
+    Invalid(Rule),
     /// Dry run: the row is valid and would be sent.
     WouldProvision,
     /// Dry run: the results file already has the row as provisioned.
@@ -59,6 +69,10 @@ pub struct Tally {
     pub invalid: u64,
     pub would_provision: u64,
     pub stopped_by_max_errors: bool,
+    /// Invalid rows by rule, most frequent first.
+    pub invalid_by_rule: Vec<ProblemGroup<Rule>>,
+    /// Failed rows by error text without bunq's per-answer response id, most frequent first.
+    pub failed_by_error: Vec<ProblemGroup<String>>,
 }
 
 pub struct OutcomeWriter {
@@ -72,6 +86,8 @@ pub struct OutcomeWriter {
     max_errors: Option<u64>,
     stop: CancellationToken,
     tally: Tally,
+    invalid_by_rule: ProblemGroups<Rule>,
+    failed_by_error: ProblemGroups<String>,
 }
 
 impl OutcomeWriter {
@@ -101,6 +117,8 @@ impl OutcomeWriter {
             max_errors,
             stop,
             tally: Tally::default(),
+            invalid_by_rule: ProblemGroups::new(EXAMPLES_PER_GROUP),
+            failed_by_error: ProblemGroups::new(EXAMPLES_PER_GROUP),
         }
     }
 
@@ -126,6 +144,8 @@ impl OutcomeWriter {
             return Err(e);
         }
         self.ledger.compact(&self.index)?;
+        self.tally.invalid_by_rule = self.invalid_by_rule.into_sorted();
+        self.tally.failed_by_error = self.failed_by_error.into_sorted();
         Ok(self.tally)
     }
 
@@ -160,8 +180,14 @@ impl OutcomeWriter {
                 match finish {
                     Finish::Provisioned => self.tally.provisioned += 1,
                     Finish::Reconciled => self.tally.reconciled += 1,
-                    Finish::Failed => self.tally.failed += 1,
-                    Finish::Invalid => self.tally.invalid += 1,
+                    Finish::Failed => {
+                        self.tally.failed += 1;
+                        self.note_failure(&row);
+                    }
+                    Finish::Invalid(rule) => {
+                        self.tally.invalid += 1;
+                        self.invalid_by_rule.add(rule, row.line, &row.error);
+                    }
                     Finish::WouldProvision => self.tally.would_provision += 1,
                     Finish::AlreadyProvisioned => self.tally.skipped += 1,
                     Finish::AlreadyCancelled => self.tally.skipped_cancelled += 1,
@@ -193,5 +219,15 @@ impl OutcomeWriter {
         );
         self.progress.update(done, self.total, &message);
         Ok(())
+    }
+
+    /// Groups a failed row under its error without the response id; the example keeps the
+    /// full text, id included, for a support ticket.
+    fn note_failure(&mut self, row: &ResultRow) {
+        let mut key = without_response_ids(&row.error).into_owned();
+        if self.failed_by_error.len() >= MAX_ERROR_GROUPS && !self.failed_by_error.contains(&key) {
+            key = OTHER_ERRORS.to_owned();
+        }
+        self.failed_by_error.add(key, row.line, &row.error);
     }
 }

@@ -1,14 +1,23 @@
 //! The `validate` command: checks a whole file without any request or key, prints problems grouped by rule, optionally writes the error file.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 
 use super::excel::ErrorFileWriter;
 use super::{InputError, InputOptions, Rule, UserReader};
+pub use crate::problems::ProblemExample;
+use crate::problems::{ProblemGroup, ProblemGroups};
 
 /// `bunq-onboard validate INPUT`: the whole file, no request, no key.
 #[derive(clap::Args, Debug, Clone)]
+#[command(after_help = "\
+Examples:
+  # Check a file before a run: exit 0 when every row is valid
+  bunq-onboard validate users.csv
+  # Every problem example per rule, and the invalid rows in a file to fix and feed back
+  bunq-onboard validate users.csv --show 20 --errors users.errors.csv
+  # An Excel export: semicolons, Windows-1252, Dutch numbers written without +31
+  bunq-onboard validate export.csv --delimiter semicolon --encoding latin1 --default-region NL")]
 pub struct ValidateArgs {
     /// The users CSV to check; `-` reads standard input
     pub input: PathBuf,
@@ -28,19 +37,22 @@ pub struct ValidateArgs {
     pub show: usize,
 }
 
-/// One example of a problem: where and what.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ProblemExample {
-    pub line: u64,
-    pub message: String,
-}
-
 /// How often one rule was broken, with the first examples.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RuleCount {
     pub rule: Rule,
     pub count: u64,
     pub examples: Vec<ProblemExample>,
+}
+
+impl From<ProblemGroup<Rule>> for RuleCount {
+    fn from(group: ProblemGroup<Rule>) -> Self {
+        Self {
+            rule: group.key,
+            count: group.count,
+            examples: group.examples,
+        }
+    }
 }
 
 /// Outcome of `validate`; the caller maps `invalid == 0` to exit 0, else 1.
@@ -89,7 +101,7 @@ pub fn run_validate_to(
 
     let mut rows = 0u64;
     let mut invalid = 0u64;
-    let mut by_rule: HashMap<Rule, RuleCount> = HashMap::new();
+    let mut by_rule = ProblemGroups::new(args.show);
     while let Some(row) = reader.next_row() {
         let row = row?;
         rows += 1;
@@ -97,18 +109,7 @@ pub fn run_validate_to(
             continue;
         };
         invalid += 1;
-        let entry = by_rule.entry(problem.rule).or_insert_with(|| RuleCount {
-            rule: problem.rule,
-            count: 0,
-            examples: Vec::new(),
-        });
-        entry.count += 1;
-        if entry.examples.len() < args.show {
-            entry.examples.push(ProblemExample {
-                line: row.line,
-                message: problem.message.clone(),
-            });
-        }
+        by_rule.add(problem.rule, row.line, &problem.message);
         if let (Some(writer), Some(path)) = (error_file.as_mut(), args.errors.as_ref()) {
             writer
                 .write(row.line, &row.cells, &problem.message)
@@ -116,12 +117,7 @@ pub fn run_validate_to(
         }
     }
 
-    let mut by_rule: Vec<RuleCount> = by_rule.into_values().collect();
-    by_rule.sort_by(|a, b| {
-        b.count
-            .cmp(&a.count)
-            .then_with(|| a.rule.as_str().cmp(b.rule.as_str()))
-    });
+    let by_rule: Vec<RuleCount> = by_rule.into_sorted().into_iter().map(Into::into).collect();
     let delimiter = match reader.delimiter() {
         b'\t' => "\\t".to_owned(),
         other => (other as char).to_string(),

@@ -244,10 +244,13 @@ pub enum Rule {
     EmptyName,
     /// A cell is longer than any real value could be (guards against pasted blobs).
     TooLong,
+    /// The pointer is already provisioned under another external_uuid by an earlier run
+    /// recorded in the results file: one user, one provision, across runs too.
+    ProvisionedUnderAnotherUuid,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 13] = [
+    pub const ALL: [Rule; 14] = [
         Rule::WrongFieldCount,
         Rule::MissingValue,
         Rule::BadUuid,
@@ -261,6 +264,7 @@ impl Rule {
         Rule::UnknownProduct,
         Rule::EmptyName,
         Rule::TooLong,
+        Rule::ProvisionedUnderAnotherUuid,
     ];
 
     /// Stable kebab-case name.
@@ -279,6 +283,7 @@ impl Rule {
             Rule::UnknownProduct => "unknown-product",
             Rule::EmptyName => "empty-name",
             Rule::TooLong => "too-long",
+            Rule::ProvisionedUnderAnotherUuid => "provisioned-under-another-uuid",
         }
     }
 }

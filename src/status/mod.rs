@@ -34,7 +34,7 @@ use crate::run::{EXIT_INTERRUPTED, EXIT_OK, EXIT_ROWS_FAILED};
 use fetch::{Fetched, Fetcher, RequestCounts};
 
 /// Exit codes of `status`, shown under its --help.
-const EXIT_CODES_HELP: &str = "\
+const AFTER_HELP: &str = "\
 Exit codes:
   0    every row was found and none failed; with --watch: every row is ready (credential
        PENDING_FIRST_USE) or its credential was already used
@@ -42,11 +42,17 @@ Exit codes:
        credential (not reset by --reset-expired), was not found or could not be fetched;
        with --watch also: rows still pending at --timeout
   2    fatal: unreadable results file, auth failure, --credentials-out file exists
-  130  interrupted (Ctrl-C): the status file holds the last complete poll";
+  130  interrupted (Ctrl-C): the status file holds the last complete poll
+
+Examples:
+  # Where each provisioned user of a run stands now (key from --api-key-file or BUNQ_API_KEY)
+  bunq-onboard status users.results.csv --api-key-file bunq.key
+  # Follow them until all are ready, for at most 2 hours, saving the new users' API keys
+  bunq-onboard status users.results.csv --watch --timeout 2h --credentials-out tokens.csv";
 
 /// Fetch the state of the provisioned users of a results file and write a status CSV.
 #[derive(Debug, Clone, clap::Args)]
-#[command(after_help = EXIT_CODES_HELP)]
+#[command(after_help = AFTER_HELP)]
 pub struct StatusArgs {
     /// The results CSV of a provision run.
     pub results: PathBuf,

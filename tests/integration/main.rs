@@ -13,6 +13,7 @@
 //!   modes, credentials in URLs, key files, the simulator's key check;
 //! - `lifecycle`: undoing a batch (`cancel`) and renewing expired credentials
 //!   (`status --reset-expired`);
+//! - `finish`: completions, man pages, help examples, the grouped run summary;
 //! - `status`: following provisions to the finish;
 //! - `validation`: one user per address, our re-saved results file, encodings.
 
@@ -21,6 +22,7 @@ mod support;
 mod client;
 mod faults;
 mod files;
+mod finish;
 mod guards;
 mod lifecycle;
 mod operator;
