@@ -18,7 +18,7 @@ use super::wire::{
     BodyFormat, Envelope, Provision, ProvisionRequest, created_provision_id, error_description,
 };
 
-/// bunq's partner hosts (bunq-api.md §1.1). All paths live under `/v1`.
+/// bunq's partner hosts (docs/protocol.md §3). All paths live under `/v1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Environment {
     /// https://partner-api.sandbox.bunq.com/v1 — test data, sandbox keys (`sandbox_…`).
@@ -130,7 +130,7 @@ pub struct ClientConfig {
     pub body_format: BodyFormat,
     /// Whole-request timeout; a POST that times out is ambiguous and gets reconciled.
     pub request_timeout: Duration,
-    /// Least time between two session-server calls (bunq: 1 per 30 s, bunq-api.md §4).
+    /// Least time between two session-server calls (bunq: 1 per 30 s, docs/protocol.md §9.1).
     pub session_min_interval: Duration,
     pub device_description: String,
     pub permitted_ips: Vec<String>,
@@ -146,7 +146,7 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(30),
             session_min_interval: Duration::from_secs(30),
             device_description: format!("bunq-onboard {}", env!("CARGO_PKG_VERSION")),
-            // bunq's own partner client registers the device for all IPs (bunq-clients.md §1.1).
+            // bunq's own partner client registers the device for all IPs (docs/protocol.md §4.2).
             permitted_ips: vec!["*".to_string()],
         }
     }
@@ -195,7 +195,7 @@ impl std::fmt::Debug for BunqClient {
     }
 }
 
-/// Renew this long before the computed expiry, as the SDKs do (bunq-clients.md §1.5).
+/// Renew this long before the computed expiry, as the SDKs do (docs/protocol.md §4.5).
 const SESSION_EXPIRY_MARGIN_SECS: u64 = 30;
 
 /// Sessions one `call` may open itself after bunq rejected its session token.
@@ -315,7 +315,7 @@ impl BunqClient {
         self.store.save(&snapshot)
     }
 
-    /// `POST /device-server` (bunq-api.md §1.3): binds the API key to our installation.
+    /// `POST /device-server` (docs/protocol.md §4.2): binds the API key to our installation.
     async fn register_device(
         &self,
         description: &str,
@@ -356,7 +356,8 @@ impl BunqClient {
 
     /// Opens a new session unless another task already replaced the one the caller saw
     /// (`seen_generation`): renewal is single-flight. Waits out the session-server limit
-    /// instead of hammering it (bunq-api.md §4, §7). True when this call opened the session.
+    /// instead of hammering it (docs/protocol.md §9.1, §4.5). True when this call opened the
+    /// session.
     async fn renew_session(&self, seen_generation: u64) -> Result<bool, CallError> {
         let _only_one_renewal = self.renewal.lock().await;
         {
@@ -391,7 +392,8 @@ impl BunqClient {
                 CallError::UnexpectedBody("session-server answered without a Token".into())
             })?
             .to_string();
-        // The partner is a UserCompany; the timeout lives on the user object (bunq-api.md §1.4).
+        // The partner is a UserCompany; the timeout lives on the user object
+        // (docs/protocol.md §4.3).
         let user = [
             "UserCompany",
             "UserPerson",
@@ -534,7 +536,7 @@ impl BunqClient {
             request = request.header("X-Bunq-Client-Authentication", token);
         }
         if let Some(body) = body {
-            // Sign exactly the bytes that go on the wire (bunq-api.md §3.1).
+            // Sign exactly the bytes that go on the wire (docs/protocol.md §6.1).
             let signature = self.client_key.sign_base64(body)?;
             request = request
                 .header("Content-Type", "application/json")
@@ -556,7 +558,7 @@ impl BunqClient {
         })
     }
 
-    /// `GET /partner-user-provision/{id}` (bunq-api.md §6.3).
+    /// `GET /partner-user-provision/{id}` (docs/protocol.md §11).
     pub async fn get_provision(&self, id: u64) -> Result<Provision, CallError> {
         let url = format!("{}/{id}", self.provision_url);
         let bytes = self.call(Method::GET, &url, None).await?;
@@ -588,7 +590,7 @@ impl BunqClient {
     }
 
     /// The URL of the first page of `GET /partner-user-provision` with the given filters
-    /// (bunq-api.md §6.4). `count` is capped at bunq's page maximum of 200.
+    /// (docs/protocol.md §12). `count` is capped at bunq's page maximum of 200.
     pub fn list_url(&self, filter: &ListFilter<'_>) -> String {
         let mut url = Url::parse(&self.provision_url).expect("base url parses");
         {
@@ -647,9 +649,10 @@ fn page_url(origin: &str, link: &str) -> Result<String, CallError> {
 /// What a `PUT /partner-user-provision/{id}` asks for (docs/protocol.md §14).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProvisionChange {
-    /// `{"status":"CANCELLED"}`: bunq closes the provision (§14.1).
+    /// `{"status":"CANCELLED"}`: bunq closes the provision (docs/protocol.md §14.1).
     Cancel,
-    /// `{"status":"TOKEN_RESET_REQUESTED"}`: bunq issues a new credential (§14.2).
+    /// `{"status":"TOKEN_RESET_REQUESTED"}`: bunq issues a new credential
+    /// (docs/protocol.md §14.2).
     ResetToken,
 }
 
@@ -662,7 +665,7 @@ impl ProvisionChange {
     }
 
     /// Whether a provision as read from bunq shows this change took effect. A lost or
-    /// refused answer is settled by this, not by guessing (§14.3).
+    /// refused answer is settled by this, not by guessing (docs/protocol.md §14.3).
     pub fn took_effect(self, provision: &Provision) -> bool {
         match self {
             ProvisionChange::Cancel => {
@@ -704,7 +707,7 @@ struct Bootstrap<'a> {
 }
 
 impl Bootstrap<'_> {
-    /// `POST /installation` (bunq-api.md §1.2): the only unauthenticated, unsigned call. Its
+    /// `POST /installation` (docs/protocol.md §4.1): the only unauthenticated, unsigned call. Its
     /// answer cannot be verified yet: it is what delivers bunq's key.
     async fn installation(&self, key: &ClientKey) -> Result<(String, String), ConnectError> {
         let step = |source| ConnectError::Step {
@@ -739,7 +742,7 @@ fn user_agent() -> String {
     format!("bunq-onboard/{}", env!("CARGO_PKG_VERSION"))
 }
 
-/// The headers bunq documents for every call (bunq-api.md §2.1), with the values bunq's own
+/// The headers bunq documents for every call (docs/protocol.md §5.1), with the values bunq's own
 /// clients send; set once on the HTTP client (with the User-Agent), not per request.
 fn bunq_default_headers() -> reqwest::header::HeaderMap {
     use reqwest::header::{CACHE_CONTROL, HeaderMap, HeaderValue};
@@ -754,7 +757,8 @@ fn bunq_default_headers() -> reqwest::header::HeaderMap {
     headers
 }
 
-/// The per-request header: a fresh request id, since bunq rejects a reused one (§7).
+/// The per-request header: a fresh request id, since bunq rejects a reused one
+/// (docs/protocol.md §13).
 fn with_request_id(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
     request.header("X-Bunq-Client-Request-Id", uuid::Uuid::new_v4().to_string())
 }

@@ -1,8 +1,9 @@
 //! The persisted auth context: our installation key, bunq's tokens and server key, kept in a
 //! 0600 JSON file so later runs reuse one installation, one device and a live session.
 //!
-//! Installation and device-server are meant to be done once per API key (bunq-api.md §1.3);
-//! session-server is limited to one call per 30 s (§4), so a rerun must not start from scratch.
+//! Installation and device-server are meant to be done once per API key (docs/protocol.md §4.2);
+//! session-server is limited to one call per 30 s (docs/protocol.md §9.1), so a rerun must not
+//! start from scratch.
 
 use std::io::Write;
 use std::path::PathBuf;

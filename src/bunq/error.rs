@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// How the engine must react to a failed call (bunq-api.md §5, §7).
+/// How the engine must react to a failed call (docs/protocol.md §8.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
     /// bunq did not act on the request (429, 491, 5xx on a read, connection refused):
@@ -43,7 +43,7 @@ pub enum CallError {
         response_id: Option<String>,
     },
     /// A response whose `X-Bunq-Server-Signature` is missing or does not verify: it may have been
-    /// tampered with or intercepted, so its content is not trusted (bunq-api.md §3.2).
+    /// tampered with or intercepted, so its content is not trusted (docs/protocol.md §6.2).
     #[error("bunq's response signature {0}; the response was not trusted")]
     BadResponseSignature(&'static str),
     /// A 2xx body that is not the documented envelope.
@@ -74,8 +74,8 @@ impl CallError {
         }
     }
 
-    /// True for bunq's answers to an expired or revoked session token (bunq-api.md §7; seen
-    /// with both 401 and 403 and both spellings, bunq-clients.md §1.5).
+    /// True for bunq's answers to an expired or revoked session token (docs/protocol.md §4.5; seen
+    /// with both 401 and 403 and both spellings, docs/protocol.md §8.2).
     pub fn is_session_expired(&self) -> bool {
         match self {
             CallError::Status {
@@ -93,7 +93,7 @@ impl CallError {
     }
 
     /// True for a 400 saying the `external_uuid` already exists. bunq does not document this
-    /// answer (bunq-api.md §6.5), so the engine looks the row up instead of failing it.
+    /// answer (docs/protocol.md §13), so the engine looks the row up instead of failing it.
     pub fn is_duplicate_external_uuid(&self) -> bool {
         match self {
             CallError::Status {
@@ -136,7 +136,7 @@ impl CallError {
     }
 }
 
-/// " (response id …)" for error texts: bunq's support asks for it (bunq-clients.md §1.6).
+/// " (response id …)" for error texts: bunq's support asks for it (docs/protocol.md §5.2).
 fn support_reference(response_id: &Option<String>) -> String {
     response_id
         .as_deref()
@@ -178,7 +178,7 @@ pub struct RateLimitText {
 }
 
 impl RateLimitText {
-    /// Reads "... maximum of 5 calls per 3 second ..." (bunq-api.md §4 and §5.3).
+    /// Reads "... maximum of 5 calls per 3 second ..." (docs/protocol.md §9.2).
     pub fn parse(text: &str) -> Option<Self> {
         let lower = text.to_ascii_lowercase();
         let after_maximum = &lower[lower.find("maximum of")? + "maximum of".len()..];

@@ -2,7 +2,7 @@
 //! verifying bunq's response bodies.
 //!
 //! bunq signs and verifies the raw body bytes only, with RSA PKCS#1 v1.5 over SHA-256,
-//! Base64 in the header (doc.bunq.com/basics/signing, bunq-api.md §3). aws-lc-rs does this at
+//! Base64 in the header (doc.bunq.com/basics/signing, docs/protocol.md §6). aws-lc-rs does this at
 //! OpenSSL speed, which matters because a signature is CPU spent on every row.
 
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
@@ -39,7 +39,7 @@ impl std::fmt::Debug for ClientKey {
 }
 
 impl ClientKey {
-    /// A fresh 2048-bit key, the size every bunq SDK uses (bunq-clients.md §1.3).
+    /// A fresh 2048-bit key, the size every bunq SDK uses (docs/protocol.md §4.1).
     pub fn generate() -> Result<Self, SigningError> {
         let key_pair =
             KeyPair::generate(KeySize::Rsa2048).map_err(|_| SigningError::KeyGeneration)?;
@@ -75,7 +75,8 @@ impl ClientKey {
         )))
     }
 
-    /// SPKI `-----BEGIN PUBLIC KEY-----`, the form `client_public_key` takes (bunq-api.md §1.2).
+    /// SPKI `-----BEGIN PUBLIC KEY-----`, the form `client_public_key` takes
+    /// (docs/protocol.md §4.1).
     pub fn public_key_pem(&self) -> Result<String, SigningError> {
         let der: PublicKeyX509Der<'static> = self
             .key_pair
@@ -124,7 +125,7 @@ impl ServerKey {
     }
 
     /// True when `signature_base64` is bunq's signature over exactly `body`
-    /// (response signing covers the body only since 2020-04-28, bunq-api.md §3.2).
+    /// (response signing covers the body only since 2020-04-28, docs/protocol.md §6.2).
     pub fn verifies(&self, body: &[u8], signature_base64: &str) -> bool {
         match BASE64.decode(signature_base64.trim()) {
             Ok(signature) => self.key.verify_sig(body, &signature).is_ok(),

@@ -1,10 +1,11 @@
 //! bunq's JSON shapes: the `Response[]`/`Error[]` envelope, request bodies we send and the
-//! provision objects we read (doc.bunq.com/basics/response-body-formatting, bunq-api.md §5–6).
+//! provision objects we read (doc.bunq.com/basics/response-body-formatting,
+//! docs/protocol.md §7, §10–§12).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Which `POST /partner-user-provision` body to send. The docs conflict (bunq-api.md §6.1):
+/// Which `POST /partner-user-provision` body to send. The docs conflict (docs/protocol.md §10.1):
 /// doc.bunq.com chapter 2 (the seed) shows a `pointer` object; the newer partner GitBook and
 /// bunq's own MCP client send flat `email`/`phone_number` fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -56,7 +57,7 @@ struct FlatBody<'a> {
 }
 
 impl ProvisionRequest<'_> {
-    /// The exact bytes that are signed and sent: serialised once (bunq-api.md §3.1).
+    /// The exact bytes that are signed and sent: serialised once (docs/protocol.md §6.1).
     pub fn to_body(&self, format: BodyFormat) -> Vec<u8> {
         let result = match format {
             BodyFormat::Pointer => serde_json::to_vec(&PointerBody {
@@ -99,7 +100,7 @@ pub struct Envelope {
 
 impl Envelope {
     /// The first entry of the given type. bunq's entries are single-key objects whose order is
-    /// not promised, so they are looked up by key, never by position (bunq-clients.md §1.1).
+    /// not promised, so they are looked up by key, never by position (docs/protocol.md §7.1).
     pub fn item(&self, key: &str) -> Option<&Value> {
         self.response.iter().find_map(|entry| entry.get(key))
     }
@@ -157,7 +158,7 @@ pub fn error_description(body: &[u8]) -> String {
     }
 }
 
-/// One `PartnerUserProvision` (bunq-api.md §6.3). Unknown or changing sub-objects
+/// One `PartnerUserProvision` (docs/protocol.md §11.1). Unknown or changing sub-objects
 /// (`label_user`, `oauth_request`) are not modelled; the credential is, because the status
 /// command needs its state and expiry.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -204,7 +205,7 @@ impl std::fmt::Debug for Credential {
 }
 
 /// The id from a create response: `Id.id` per doc.bunq.com, or a full
-/// `PartnerUserProvision` per the newer partner docs (bunq-api.md §6.2).
+/// `PartnerUserProvision` per the newer partner docs (docs/protocol.md §10.2).
 pub fn created_provision_id(envelope: &Envelope) -> Option<u64> {
     envelope
         .item("Id")

@@ -40,7 +40,15 @@ Exit codes:
   0    every targeted row is cancelled (or there was nothing to cancel; --dry-run)
   1    some rows could not be cancelled; they stay `cancelling` with bunq's text
   2    fatal, or not confirmed: nothing was sent
-  130  interrupted (Ctrl-C): rerun to finish";
+  130  interrupted (Ctrl-C): rerun to finish
+
+Examples:
+  # What would be cancelled: the targets as CSV, nothing sent, no key needed
+  bunq-onboard cancel users.results.csv --dry-run
+  # Undo the users of input lines 2-40 and 57; asks for the count on a terminal
+  bunq-onboard cancel users.results.csv --lines 2-40,57 --api-key-file bunq.key
+  # A whole production batch from a script, without the question
+  bunq-onboard cancel users.results.csv --env production --api-key-file bunq.key --yes";
 
 /// Cancel the provisioned users of a results file (undo a batch).
 ///

@@ -1,8 +1,8 @@
 //! The request pacer: spaces calls evenly under a cap and adapts to the limit bunq states in
 //! its 429 answers.
 //!
-//! bunq limits each endpoint per rolling window ("5 POSTs per 3 s", bunq-api.md §4) and says the
-//! exact limit in the 429 text. Spacing calls evenly (one slot every `interval`) never bursts a
+//! bunq limits each endpoint per rolling window ("5 POSTs per 3 s", docs/protocol.md §9) and says
+//! the exact limit in the 429 text. Spacing calls evenly (one slot every `interval`) never bursts a
 //! window. A 429 teaches the real limit: from then on the pacer also keeps its own copy of the
 //! rolling window (the send times of its recent calls), so after a burst has filled bunq's
 //! window it waits for that window to clear instead of collecting a 429 for every call in the
@@ -25,13 +25,13 @@ const RECOVERY_FACTOR: f64 = 0.98;
 /// not turn the exact limit into a stream of 429s.
 const STATED_LIMIT_MARGIN: f64 = 1.02;
 
-/// Default pace of provision POSTs: bunq's documented 5 per 3 s (bunq-api.md §4), with the
+/// Default pace of provision POSTs: bunq's documented 5 per 3 s (docs/protocol.md §9), with the
 /// same margin, so evenly spaced calls never land exactly on the window's edge.
 pub const DEFAULT_POST_RATE: f64 = 5.0 / 3.0 / STATED_LIMIT_MARGIN;
 /// Default pace of GETs (lookups, status): bunq's documented 3 per 3 s, with the margin.
 pub const DEFAULT_GET_RATE: f64 = 1.0 / STATED_LIMIT_MARGIN;
 /// Default pace of provision PUTs (`cancel`, `status --reset-expired`): bunq's documented
-/// 2 per 3 s (bunq-api.md §4), with the margin.
+/// 2 per 3 s (docs/protocol.md §9), with the margin.
 pub const DEFAULT_PUT_RATE: f64 = 2.0 / 3.0 / STATED_LIMIT_MARGIN;
 /// How many recent send times are kept to emulate bunq's window; a stated limit with more
 /// calls per window than this is enforced by spacing alone.

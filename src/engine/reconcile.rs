@@ -1,10 +1,10 @@
 //! Reconciliation: finding out whether bunq already holds a provision for a row, one row at a
 //! time or in bulk by paging through the provision list.
 //!
-//! bunq has no idempotency key (bunq-api.md §7); `external_uuid` and the list endpoint's
-//! `?external_uuid=` filter (§6.4) are the only way to tell whether a POST whose answer was lost
-//! created anything. GETs are limited to about 3 per 3 s, so many lookups are answered from
-//! 200-row list pages instead whenever that costs fewer requests.
+//! bunq has no idempotency key (docs/protocol.md §13); `external_uuid` and the list endpoint's
+//! `?external_uuid=` filter (docs/protocol.md §12) are the only way to tell whether a POST whose
+//! answer was lost created anything. GETs are limited to about 3 per 3 s, so many lookups are
+//! answered from 200-row list pages instead whenever that costs fewer requests.
 
 use tracing::{debug, info, warn};
 use uuid::Uuid;

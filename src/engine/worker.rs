@@ -481,7 +481,7 @@ mod tests {
 
         /// Every row that passes local validation becomes a body the simulator accepts:
         /// validation is never looser than bunq's documented rules. The flat format needs both
-        /// an email and a phone number (bunq-api.md §6.1 variant B). And the body is the
+        /// an email and a phone number (docs/protocol.md §10.1, flat body). And the body is the
         /// row's: its uuid (given, or derived from the pointer), its pointer and its products.
         #[test]
         fn every_valid_row_builds_a_body_the_simulator_accepts(

@@ -462,7 +462,7 @@ impl RowChecker {
 
     /// The phone number of a row whose pointer is its email, when the file has both columns
     /// filled. The pointer body does not use it; the flat body (`--body-format flat`) sends
-    /// both fields, which the newer partner docs require (bunq-api.md §6.1 variant B).
+    /// both fields, which the newer partner docs require (docs/protocol.md §10.1, flat body).
     fn check_companion_phone(
         &self,
         record: &csv::StringRecord,

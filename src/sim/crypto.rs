@@ -42,7 +42,7 @@ impl std::fmt::Debug for ServerKey {
 }
 
 impl ServerKey {
-    /// Generate a new key pair. bunq-api.md §1.2/§3.1: bunq keys are RSA 2048-bit.
+    /// Generate a new key pair. docs/protocol.md §4.1: bunq keys are RSA 2048-bit.
     pub fn generate() -> Result<Self, CryptoError> {
         let key = KeyPair::generate(KeySize::Rsa2048).map_err(|_| CryptoError::KeyGeneration)?;
         let spki = key
@@ -63,7 +63,7 @@ impl ServerKey {
     }
 
     /// base64(RSA PKCS#1 v1.5 SHA-256 over `body`), the `X-Bunq-Server-Signature` value.
-    /// bunq-api.md §3.2: since 2020-04-28 bunq signs the response body only.
+    /// docs/protocol.md §6.2: since 2020-04-28 bunq signs the response body only.
     pub fn sign_b64(&self, body: &[u8]) -> Result<String, CryptoError> {
         let mut sig = vec![0u8; self.key.public_modulus_len()];
         self.key
@@ -81,7 +81,7 @@ pub fn spki_pem(der: &[u8]) -> String {
     )
 }
 
-/// Parse an installation `client_public_key` (SPKI PEM, bunq-api.md §1.2) into a key
+/// Parse an installation `client_public_key` (SPKI PEM, docs/protocol.md §4.1) into a key
 /// ready for RSA PKCS#1 v1.5 SHA-256 verification of 2048..8192-bit signatures.
 pub fn parse_client_public_key(text: &str) -> Result<ParsedPublicKey, CryptoError> {
     let parsed = pem::parse(text.trim())
@@ -101,7 +101,7 @@ pub fn parse_client_public_key(text: &str) -> Result<ParsedPublicKey, CryptoErro
 }
 
 /// Check `X-Bunq-Client-Signature` (base64 RSA PKCS#1 v1.5 SHA-256 over the exact body
-/// bytes, bunq-api.md §3.1) with the installation's client key.
+/// bytes, docs/protocol.md §6.1) with the installation's client key.
 pub fn verify_client_signature(key: &ParsedPublicKey, body: &[u8], sig_b64: &str) -> bool {
     match B64.decode(sig_b64.trim()) {
         Ok(sig) => key.verify_sig(body, &sig).is_ok(),

@@ -1,5 +1,5 @@
 //! The built-in bunq partner API simulator: a real HTTP server on 127.0.0.1 that speaks the
-//! documented protocol (`/work/shared/reference/bunq-api.md` §1-7), so tests and benchmarks
+//! documented protocol (docs/protocol.md; its own choices in §16), so tests and benchmarks
 //! run the same client code that talks to bunq.
 //!
 //! Module layout: [`options`] (flags), [`server`] (HTTP pipeline and endpoints),

@@ -31,7 +31,7 @@ impl RateLimit {
 impl fmt::Display for RateLimit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // f64's Display prints 3.0 as "3" and 0.2 as "0.2", which is the format
-        // bunq uses in its 429 text (bunq-api.md §4: "... 3 calls per 3 second ...").
+        // bunq uses in its 429 text (docs/protocol.md §9.2: "... 3 calls per 3 second ...").
         write!(f, "{}/{}", self.count, self.window_secs)
     }
 }
@@ -75,7 +75,7 @@ pub fn parse_rate(s: &str) -> Result<f64, OptionError> {
 
 /// What `POST /v1/partner-user-provision` answers with.
 ///
-/// bunq-api.md §6.2: doc.bunq.com and the swagger show only `{"Id":{"id":N}}`, the newer
+/// docs/protocol.md §10.2: doc.bunq.com and the swagger show only `{"Id":{"id":N}}`, the newer
 /// GitBook shows the full `PartnerUserProvision`; clients must accept both.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PostResponse {
@@ -88,7 +88,7 @@ pub enum PostResponse {
 
 /// What a POST for an `external_uuid` the simulator already holds gets.
 ///
-/// bunq-api.md §6.5: bunq documents no duplicate check. `reject` is the kind answer a client
+/// docs/protocol.md §13: bunq documents no duplicate check. `reject` is the kind answer a client
 /// must not rely on; `create` is the unkind one (a second provision with a new id) that tests
 /// use to prove the client never sends a committed row again.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -247,7 +247,7 @@ impl Default for SimOptions {
             provision_fail_rate: 0.0,
             duplicate_uuids: DuplicateUuids::Reject,
             first_provision_id: 4_000_001,
-            // bunq-api.md §4 (a): POST 5 / GET 3 / PUT 2 per 3 s, session-server 1 per 30 s.
+            // docs/protocol.md §9.1: POST 5 / GET 3 / PUT 2 per 3 s, session-server 1 per 30 s.
             post_limit: RateLimit::new(5, 3.0),
             get_limit: RateLimit::new(3, 3.0),
             put_limit: RateLimit::new(2, 3.0),

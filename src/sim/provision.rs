@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 
-/// bunq-api.md §6.1: `products` values seen in the docs and swagger.
+/// docs/protocol.md §10.1: `products` values seen in the docs and swagger.
 const KNOWN_PRODUCTS: [&str; 3] = [
     "USER_VERIFIED",
     "USER_ANONYMOUS_TRANSACTION_AUDIT",
     "COMPANY_VERIFIED",
 ];
 
-/// bunq-api.md §5.2: UTC `YYYY-MM-DD hh:mm:ss.ffffff`, no `T`, no zone.
+/// docs/protocol.md §7.3: UTC `YYYY-MM-DD hh:mm:ss.ffffff`, no `T`, no zone.
 pub fn bunq_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
 }
@@ -43,7 +43,7 @@ pub struct NewProvision {
     pub pointer_name: Option<String>,
     pub phone_number: Option<String>,
     pub user_verified_type: Option<String>,
-    /// `pointer` or `flat` (bunq-api.md §6.1 variants A and B).
+    /// `pointer` or `flat` (docs/protocol.md §10.1).
     pub body_variant: &'static str,
     pub products: Vec<String>,
 }
@@ -53,7 +53,7 @@ fn non_empty_str(v: Option<&Value>) -> Option<&str> {
 }
 
 /// Validate a `POST /v1/partner-user-provision` body. Accepts both shapes from
-/// bunq-api.md §6.1 (variant A `pointer{type,value,name}`, variant B flat
+/// docs/protocol.md §10.1 (`pointer{type,value,name}`, or flat
 /// `email`/`phone_number`/`user_verified_type`). The error is the 400 text.
 pub fn parse_create_body(body: &[u8]) -> Result<NewProvision, String> {
     let v: Value =
@@ -66,7 +66,7 @@ pub fn parse_create_body(body: &[u8]) -> Result<NewProvision, String> {
         .get("external_uuid")
         .and_then(Value::as_str)
         .ok_or_else(|| "Field external_uuid is required.".to_string())?;
-    // bunq-api.md §6.1: "Must be a valid UUID." [UP2]
+    // docs/protocol.md §10.1: "Must be a valid UUID."
     let external_uuid = normalise_uuid(raw_uuid)
         .ok_or_else(|| "Field external_uuid must be a valid UUID.".to_string())?;
 
@@ -170,7 +170,7 @@ pub struct Provision {
     /// The credential's `token_value` once issued (the new user's API key).
     pub credential_token: String,
     pub label_uuid: String,
-    /// Set by `PUT {"status":"CANCELLED"}` (bunq-api.md §6.6).
+    /// Set by `PUT {"status":"CANCELLED"}` (docs/protocol.md §14.1).
     pub cancelled_at: Option<DateTime<Utc>>,
     /// `PUT {"status":"TOKEN_RESET_REQUESTED"}` calls, oldest first; the latest one's
     /// credential is the one shown (docs/protocol.md §14.2).
@@ -206,9 +206,9 @@ pub struct CredentialView<'a> {
 }
 
 impl Provision {
-    /// bunq-api.md §6.3 normal progression PENDING_PROCESS_USER → RELATION_USER →
+    /// docs/protocol.md §11.2 normal progression PENDING_PROCESS_USER → RELATION_USER →
     /// OAUTH_REQUEST → USER_ONBOARDING (credential), one `step` each; FAILED at stage 2 for
-    /// the unlucky ones; credential EXPIRED after its TTL ([PMCP-docs] created-provision).
+    /// the unlucky ones; credential EXPIRED after its TTL (docs/protocol.md §11.3).
     pub fn view(&self, now: Instant, t: &Timing) -> View<'_> {
         let age = now.saturating_duration_since(self.created_instant);
         let stage = if t.step.is_zero() {
@@ -218,7 +218,7 @@ impl Provision {
         };
         let at = |k: u32| plus(self.created_at, t.step.saturating_mul(k));
         if let Some(c) = self.cancelled_at {
-            // bunq-api.md §6.6: after cancelling, GET shows CLOSED / NONE / credential null.
+            // docs/protocol.md §14.1: after cancelling, GET shows CLOSED / NONE / credential null.
             return View {
                 status: "CLOSED",
                 sub_status: "NONE",
@@ -312,7 +312,7 @@ impl Provision {
         v
     }
 
-    /// The `PartnerUserProvision` object (bunq-api.md §6.2/§6.3).
+    /// The `PartnerUserProvision` object (docs/protocol.md §10.2, §11.1).
     pub fn to_json(&self, now: Instant, t: &Timing) -> Value {
         let v = self.view(now, t);
         let company = self.new.products.iter().any(|p| p == "COMPANY_VERIFIED")
@@ -376,7 +376,7 @@ impl Provision {
     }
 }
 
-/// Parsed `GET /v1/partner-user-provision` query (bunq-api.md §6.4 and [PAGE]).
+/// Parsed `GET /v1/partner-user-provision` query (docs/protocol.md §12).
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
     pub count: usize,
@@ -388,7 +388,7 @@ pub struct ListQuery {
     pub statuses: Vec<String>,
 }
 
-/// [PAGE]: `count` default 10, max 200.
+/// docs/protocol.md §12: `count` default 10, max 200.
 pub const DEFAULT_COUNT: usize = 10;
 pub const MAX_COUNT: usize = 200;
 
@@ -458,7 +458,8 @@ pub struct Page<'a> {
 }
 
 /// Select a page from `provs` (ascending by id). `older_id=X` → ids < X, `newer_id=Y` → the
-/// `count` ids just above Y, no cursor → the newest; always returned newest first ([PAGE]).
+/// `count` ids just above Y, no cursor → the newest; always returned newest first
+/// (docs/protocol.md §12).
 pub fn select_page<'a>(
     provs: &'a [Provision],
     q: &ListQuery,

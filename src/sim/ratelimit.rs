@@ -7,7 +7,7 @@ use super::options::RateLimit;
 
 /// Admitted-call timestamps per endpoint key (e.g. `POST partner-user-provision`).
 ///
-/// bunq-api.md §4: limits are "within any 3 consecutive seconds" (classic page) / a
+/// docs/protocol.md §9.1: limits are "within any 3 consecutive seconds" (classic page) / a
 /// "rolling window" (newer page), per endpoint. The simulator has one client, so the
 /// per-IP/per-device part of bunq's rule collapses to per endpoint.
 #[derive(Debug, Default)]
@@ -41,7 +41,7 @@ impl RateLimiter {
     }
 }
 
-/// bunq-api.md §4/§5.3 (observed in the wild, [COMM-429]): singular "second" even for 3.
+/// docs/protocol.md §9.2 (observed in the wild): singular "second" even for 3.
 pub fn too_many_text(limit: RateLimit) -> String {
     format!(
         "Too many requests. You can do a maximum of {} calls per {} second to this endpoint.",

@@ -24,7 +24,7 @@ pub const PARTNER_USER_ID: u64 = 1_822_179;
 /// Largest request body accepted.
 const MAX_BODY: usize = 1 << 20;
 
-// bunq-api.md §2.1: headers bunq's own clients always send; the simulator requires them all
+// docs/protocol.md §5.1: headers bunq's own clients always send; the simulator requires them all
 // so a client that forgets one fails here rather than against the real API.
 const REQUIRED_HEADERS: [&str; 6] = [
     "User-Agent",
@@ -40,7 +40,7 @@ const H_CLIENT_SIG: &str = "x-bunq-client-signature";
 const H_SERVER_SIG: &str = "x-bunq-server-signature";
 const H_RESPONSE_ID: &str = "x-bunq-client-response-id";
 
-// Exact texts. bunq-api.md §5.3 / §7 where bunq or the community documents them.
+// Exact texts. docs/protocol.md §8.2 where bunq or the community documents them.
 pub const TXT_AUTHENTICATION: &str = "Insufficient authentication.";
 pub const TXT_AUTHORISATION: &str = "Insufficient authorisation.";
 pub const TXT_SIG_REQUIRED: &str = "Request signature is required for this operation.";
@@ -112,13 +112,14 @@ enum Outcome {
     Stall(Duration, Value),
 }
 
-/// bunq-api.md §5.2 success envelope: `{"Response":[{...},...]}`.
+/// docs/protocol.md §7.1 success envelope: `{"Response":[{...},...]}`.
 fn response(items: Vec<Value>) -> Value {
     json!({ "Response": items })
 }
 
-/// bunq-api.md §5.2 error envelope. The simulator only speaks en_US, so the translated text
-/// equals the English one (§2.1 X-Bunq-Language: anything unsupported falls back to en_US).
+/// docs/protocol.md §7.2 error envelope. The simulator only speaks en_US, so the translated text
+/// equals the English one (docs/protocol.md §5.1, X-Bunq-Language: anything unsupported falls back
+/// to en_US).
 fn error_body(message: &str) -> Value {
     json!({ "Error": [ { "error_description": message, "error_description_translated": message } ] })
 }
@@ -135,7 +136,7 @@ enum Route {
 }
 
 impl Route {
-    /// Endpoint key for stats and rate limits: method + route template (bunq-api.md §4:
+    /// Endpoint key for stats and rate limits: method + route template (docs/protocol.md §9.1:
     /// limits are per endpoint).
     fn name(self) -> &'static str {
         match self {
@@ -149,7 +150,7 @@ impl Route {
         }
     }
 
-    /// bunq-api.md §4 (a): POST 5/3 s, GET 3/3 s, PUT 2/3 s, /session-server 1/30 s.
+    /// docs/protocol.md §9.1: POST 5/3 s, GET 3/3 s, PUT 2/3 s, /session-server 1/30 s.
     fn limit(self, o: &SimOptions) -> RateLimit {
         match self {
             Route::Installation | Route::DeviceServer | Route::ProvisionCreate => o.post_limit,
@@ -255,7 +256,7 @@ fn dropped_connection() -> Response {
     Response::new(Body::from_stream(stream))
 }
 
-/// Serialise, sign and send. bunq-api.md §2.2/§3.2: every response carries
+/// Serialise, sign and send. docs/protocol.md §5.2, §6.2: every response carries
 /// X-Bunq-Server-Signature over the exact body bytes, X-Bunq-Client-Response-Id, and echoes
 /// X-Bunq-Client-Request-Id.
 fn finish(
@@ -349,7 +350,7 @@ async fn pipeline(
     uri: &Uri,
     body: Body,
 ) -> Result<Outcome, ApiError> {
-    // bunq-api.md §2.1 required headers → 400 naming the header.
+    // docs/protocol.md §5.1 required headers → 400 naming the header.
     for name in REQUIRED_HEADERS {
         if header_str(headers, name).is_none() {
             sh.lock().stats.missing_headers += 1;
@@ -361,7 +362,7 @@ async fn pipeline(
     let now = Instant::now();
     {
         let mut w = sh.lock();
-        // bunq-api.md §4: sliding window per endpoint; 429 carries the limit in its text.
+        // docs/protocol.md §9.1: sliding window per endpoint; 429 carries the limit in its text.
         if !sh.opts.no_rate_limits
             && let Err(text) = w.limiter.check(route.name(), route.limit(&sh.opts), now)
         {
@@ -372,7 +373,7 @@ async fn pipeline(
                 .or_default() += 1;
             return Err(err(429, text));
         }
-        // bunq-api.md §7 / §2.1: a request id may be used once. Checked after the rate
+        // docs/protocol.md §13: a request id may be used once. Checked after the rate
         // limit so a 429'd request does not burn its id.
         if !w.request_ids.insert(request_id.to_string()) {
             w.stats.request_id_reuses += 1;
@@ -388,13 +389,13 @@ async fn pipeline(
         .map_err(|_| err(400, "Request body could not be read or is too large."))?;
 
     if route == Route::Installation {
-        // bunq-api.md §1.2/§1.5: installation has neither auth nor signature.
+        // docs/protocol.md §4.4: installation has neither auth nor signature.
         return installation(sh, &body);
     }
 
     let caller = authenticate(sh, route, headers, now)?;
 
-    // bunq-api.md §3.1: sign the exact body bytes. Required whenever there is a body (what
+    // docs/protocol.md §6.1: sign the exact body bytes. Required whenever there is a body (what
     // bunq's partner client does); an optional signature on an empty body is still checked.
     match header_str(headers, H_CLIENT_SIG) {
         None if !body.is_empty() => {
@@ -420,7 +421,7 @@ async fn pipeline(
     }
 }
 
-/// bunq-api.md §1.5: installation token for device-server/session-server, session token for
+/// docs/protocol.md §4.4: installation token for device-server/session-server, session token for
 /// everything else.
 fn authenticate(
     sh: &Shared,
@@ -433,7 +434,7 @@ fn authenticate(
     let installation_token = if matches!(route, Route::DeviceServer | Route::SessionServer) {
         token.to_string()
     } else {
-        // bunq-api.md §7: expired sessions answer 401 "Insufficient authorisation."
+        // docs/protocol.md §4.5: expired sessions answer 401 "Insufficient authorisation."
         let timeout = Duration::from_secs(sh.opts.session_timeout_secs);
         let limit = sh.opts.expire_session_after;
         let Some(s) = w.sessions.get_mut(token) else {
@@ -454,7 +455,7 @@ fn authenticate(
             public_key: inst.public_key.clone(),
             installation_token,
         }),
-        // Unknown installation token (bunq-api.md §5.3: "Insufficient authentication.").
+        // Unknown installation token (docs/protocol.md §8.2: "Insufficient authentication.").
         None if matches!(route, Route::DeviceServer | Route::SessionServer) => {
             Err(err(401, TXT_AUTHENTICATION))
         }
@@ -485,7 +486,7 @@ fn token_item(id: u64, token: &str) -> Value {
     json!({ "Token": { "id": id, "created": now, "updated": now, "token": token } })
 }
 
-/// bunq-api.md §1.2: `POST /installation` registers the client key and returns the
+/// docs/protocol.md §4.1: `POST /installation` registers the client key and returns the
 /// installation token plus the server's public key.
 fn installation(sh: &Shared, body: &[u8]) -> Result<Outcome, ApiError> {
     let m = json_object(body)?;
@@ -515,7 +516,7 @@ fn installation(sh: &Shared, body: &[u8]) -> Result<Outcome, ApiError> {
 }
 
 /// With a key configured, any other key is refused the way bunq refuses a wrong key or IP
-/// (bunq-api.md §1.3/§5.3), so a rehearsal catches a mistyped key.
+/// (docs/protocol.md §4.2, §8.2), so a rehearsal catches a mistyped key.
 fn check_api_key(sh: &Shared, secret: &str) -> Result<(), ApiError> {
     match &sh.opts.api_key {
         Some(expected) if expected.expose() != secret => Err(err(400, TXT_BAD_CREDENTIALS)),
@@ -523,7 +524,7 @@ fn check_api_key(sh: &Shared, secret: &str) -> Result<(), ApiError> {
     }
 }
 
-/// bunq-api.md §1.3: `POST /device-server` binds the API key (`secret`) to the installation.
+/// docs/protocol.md §4.2: `POST /device-server` binds the API key (`secret`) to the installation.
 fn device_server(sh: &Shared, caller: &Caller, body: &[u8]) -> Result<Outcome, ApiError> {
     let m = json_object(body)?;
     required_str(&m, "description")?;
@@ -552,7 +553,7 @@ fn device_server(sh: &Shared, caller: &Caller, body: &[u8]) -> Result<Outcome, A
     ))
 }
 
-/// bunq-api.md §1.4: `POST /session-server` with the bound secret opens a session.
+/// docs/protocol.md §4.3: `POST /session-server` with the bound secret opens a session.
 fn session_server(sh: &Shared, caller: &Caller, body: &[u8]) -> Result<Outcome, ApiError> {
     let m = json_object(body)?;
     let secret = m.get("secret").and_then(Value::as_str).unwrap_or_default();
@@ -562,7 +563,7 @@ fn session_server(sh: &Shared, caller: &Caller, body: &[u8]) -> Result<Outcome, 
         .installations
         .get(&caller.installation_token)
         .and_then(|i| i.device_secret.as_deref());
-    // bunq-api.md §1.3/§5.3 ([LOCK]): wrong key (or no device yet) gives this text.
+    // docs/protocol.md §4.3, §8.2: wrong key (or no device yet) gives this text.
     if secret.is_empty() || bound != Some(secret) {
         return Err(err(400, TXT_BAD_CREDENTIALS));
     }
@@ -592,7 +593,7 @@ fn session_server(sh: &Shared, caller: &Caller, body: &[u8]) -> Result<Outcome, 
     ))
 }
 
-/// bunq-api.md §6.1/§6.2: create a provision. Faults (`--fail-*`, `--maintenance-rate`,
+/// docs/protocol.md §10: create a provision. Faults (`--fail-*`, `--maintenance-rate`,
 /// `--drop-after-commit`, `--stall-after-commit`) are decided here, per request.
 fn provision_create(sh: &Shared, body: &[u8]) -> Result<Outcome, ApiError> {
     let new: NewProvision = match parse_create_body(body) {
@@ -616,7 +617,7 @@ fn provision_create(sh: &Shared, body: &[u8]) -> Result<Outcome, ApiError> {
     }
     w.stats.max_posts_for_one_uuid = w.stats.max_posts_for_one_uuid.max(posts);
 
-    // bunq-api.md §5.1: 491 = maintenance, 500 = bunq-side failure.
+    // docs/protocol.md §8.1: 491 = maintenance, 500 = bunq-side failure.
     if w.roll(o.maintenance_rate) {
         w.stats.faults.maintenance += 1;
         return Err(err(491, TXT_MAINTENANCE));
@@ -625,7 +626,7 @@ fn provision_create(sh: &Shared, body: &[u8]) -> Result<Outcome, ApiError> {
         w.stats.faults.fail_before_commit += 1;
         return Err(err(500, TXT_INTERNAL));
     }
-    // bunq-api.md §6.5: duplicate behaviour is undocumented. `reject` is the least helpful
+    // docs/protocol.md §13: duplicate behaviour is undocumented. `reject` is the least helpful
     // plausible answer (clients must look the provision up themselves); `create` is what a
     // bunq without a duplicate check would do.
     let already_held = w.by_uuid.contains_key(&new.external_uuid);
@@ -701,7 +702,7 @@ fn find<'w>(sh: &Shared, w: &'w World, id: &str) -> Option<(usize, &'w Provision
     w.provisions.get(index).map(|p| (index, p))
 }
 
-/// bunq-api.md §6.3: `GET /partner-user-provision/{id}`.
+/// docs/protocol.md §11: `GET /partner-user-provision/{id}`.
 fn provision_get(sh: &Shared, id: &str) -> Result<Outcome, ApiError> {
     let now = Instant::now();
     let mut w = sh.lock();
@@ -787,7 +788,7 @@ fn encode_query_value(s: &str) -> String {
     out
 }
 
-/// [PAGE]: relative URL of another page, keeping count and the filters.
+/// docs/protocol.md §12: relative URL of another page, keeping count and the filters.
 fn page_url(q: &ListQuery, cursor: &str, id: u64) -> String {
     let mut s = format!("/v1/partner-user-provision?count={}&{cursor}={id}", q.count);
     if let Some(u) = &q.external_uuid {
@@ -801,7 +802,7 @@ fn page_url(q: &ListQuery, cursor: &str, id: u64) -> String {
     s
 }
 
-/// bunq-api.md §6.4 + [PAGE]: list, newest first, with `Pagination`.
+/// docs/protocol.md §12: list, newest first, with `Pagination`.
 fn provision_list(sh: &Shared, uri: &Uri) -> Result<Outcome, ApiError> {
     let Query(params) = Query::<HashMap<String, String>>::try_from_uri(uri)
         .map_err(|_| err(400, "Query string could not be parsed."))?;
@@ -847,8 +848,8 @@ fn provision_list(sh: &Shared, uri: &Uri) -> Result<Outcome, ApiError> {
     let newer_url = max_id
         .filter(|_| page.has_newer)
         .map(|id| page_url(&q, "newer_id", id));
-    // [PAGE]: future_url is where to poll for items that do not exist yet; given when there
-    // is no newer page.
+    // docs/protocol.md §12: future_url is where to poll for items that do not exist yet;
+    // given when there is no newer page.
     let future_url = max_id
         .filter(|_| !page.has_newer)
         .map(|id| page_url(&q, "newer_id", id));

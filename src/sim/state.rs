@@ -189,7 +189,7 @@ pub struct World {
     pub next_session_id: u64,
     pub installations: HashMap<String, Installation>,
     pub sessions: HashMap<String, Session>,
-    /// bunq-api.md §7: request ids must be unique; kept for the server's lifetime.
+    /// docs/protocol.md §13: request ids must be unique; kept for the server's lifetime.
     pub request_ids: HashSet<String>,
     /// Ascending by id; id = first_provision_id + index.
     pub provisions: Vec<Provision>,

@@ -97,7 +97,7 @@ impl Client {
         }
     }
 
-    /// bunq-api.md §2.1 header set, with a fresh request id.
+    /// docs/protocol.md §5.1 header set, with a fresh request id.
     fn builder(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{}", self.origin, path))
@@ -556,7 +556,7 @@ async fn duplicate_uuid_and_post_shapes() {
             format!("Provision with external_uuid {u} already exists.")
         )
     );
-    // bunq-api.md §6.6: PUT CANCELLED closes it.
+    // docs/protocol.md §14.1: PUT CANCELLED closes it.
     let r = c
         .call(
             Method::PUT,

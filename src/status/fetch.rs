@@ -1,8 +1,8 @@
 //! Fetching provision states at bunq's GET limit: list pages first, single GETs for the rest.
 //!
-//! bunq allows about 3 GETs per 3 s per endpoint (bunq-api.md §4), so one GET per user would
+//! bunq allows about 3 GETs per 3 s per endpoint (docs/protocol.md §9), so one GET per user would
 //! take an hour for 10k users. The list endpoint returns up to 200 provisions a page, newest
-//! first, with an `older_url` to the next page (bunq-api.md §6.4); reading pages until every
+//! first, with an `older_url` to the next page (docs/protocol.md §12); reading pages until every
 //! wanted id is seen costs tens of requests instead. Paging stops once the pages read reach
 //! the number of ids still missing: from there, one GET per id is cheaper.
 
@@ -136,7 +136,7 @@ impl<'a> Fetcher<'a> {
     }
 
     /// One paced request with retries: 429s slow the pacer to the limit bunq states
-    /// (bunq-api.md §4); other retryable errors wait with jittered backoff.
+    /// (docs/protocol.md §9.2); other retryable errors wait with jittered backoff.
     async fn call<T, F, Fut>(&mut self, kind: Kind, mut send: F) -> Result<T, CallError>
     where
         F: FnMut() -> Fut,
@@ -178,7 +178,7 @@ impl<'a> Fetcher<'a> {
 
 /// The first list page, starting just above the newest wanted id: pages newer than every id
 /// we follow would be read for nothing. `older_id` is the cursor bunq's own `older_url` uses
-/// (bunq-api.md §6.4); a server that ignored it would simply start at the newest page.
+/// (docs/protocol.md §12); a server that ignored it would simply start at the newest page.
 fn first_page_url(client: &BunqClient, ids: &[u64]) -> String {
     let base = client.list_url(&ListFilter {
         external_uuid: None,

@@ -60,7 +60,7 @@ pub fn check_credentials_path_free(path: &Path) -> Result<(), StatusError> {
 }
 
 /// Writes the ready rows' tokens to a NEW file with mode 0600: the tokens are bearer keys to
-/// the users' bank accounts (bunq-api.md §6.3), so the file is never overwritten (another
+/// the users' bank accounts (docs/protocol.md §11.3), so the file is never overwritten (another
 /// run's tokens may be in it) and only its owner can read it. Returns how many were written.
 pub fn write_credentials(path: &Path, rows: &[RowState]) -> Result<u64, StatusError> {
     let error = |source| StatusError::WriteCredentials {

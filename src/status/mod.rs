@@ -1,6 +1,6 @@
 //! `bunq-onboard status`: follows the provisions of a results file to the finish.
 //!
-//! A provision is asynchronous (bunq-api.md §6.3): after the POST, bunq walks it through
+//! A provision is asynchronous (docs/protocol.md §11.2): after the POST, bunq walks it through
 //! `PENDING_PROCESS_USER → … → PENDING_PROCESS_USER_ONBOARDING`, and only then holds a
 //! credential whose `token_value` is the new user's API key. This command reads the
 //! provisioned rows of a results file, fetches their state in bulk (see [`fetch`]), writes a
@@ -151,7 +151,7 @@ pub enum Category {
     Failed,
     Cancelled,
     Closed,
-    /// The credential window passed unused; it needs a token reset (bunq-api.md §6.3).
+    /// The credential window passed unused; it needs a token reset (docs/protocol.md §14.2).
     CredentialExpired,
     /// CANCELLED or CLOSED, as the results file expects: `cancel` closed it.
     CancelledOnRecord,
@@ -163,7 +163,7 @@ pub enum Category {
 
 impl Category {
     /// Keying "ready" off the credential, not off `status`: the docs disagree on the main
-    /// status at that stage (bunq-api.md §6.3 CONFLICT).
+    /// status at that stage (docs/protocol.md §11.3).
     pub fn of(provision: &Provision) -> Self {
         match provision.status.as_deref() {
             Some("FAILED") => return Category::Failed,
@@ -454,7 +454,7 @@ pub fn group(rows: &[RowState]) -> Vec<Group> {
 }
 
 /// The earliest `expiry_time` of a ready credential, as bunq wrote it. bunq's timestamps
-/// ("YYYY-MM-DD hh:mm:ss.ffffff", bunq-api.md §6.3) sort as text.
+/// ("YYYY-MM-DD hh:mm:ss.ffffff", docs/protocol.md §7.3) sort as text.
 pub fn earliest_expiry(rows: &[RowState]) -> Option<String> {
     rows.iter()
         .filter_map(|r| r.ready_token().map(|(_, expiry)| expiry))

@@ -47,7 +47,7 @@ fn status_categories_key_ready_off_the_credential() {
         ),
         Category::Ready
     );
-    // The GitBook labels the same stage ACTIVE (bunq-api.md §6.3 CONFLICT).
+    // The GitBook labels the same stage ACTIVE (docs/protocol.md §11.3).
     assert_eq!(
         of("ACTIVE", "NONE", Some(("PENDING_FIRST_USE", true))),
         Category::Ready
