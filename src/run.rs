@@ -155,6 +155,17 @@ pub async fn connect(
     Ok((Arc::new(client), simulator))
 }
 
+/// An existing `--errors` file is replaced only when it is an error file (ours), never, say,
+/// another users CSV.
+fn check_error_file_target(errors: Option<&Path>) -> Result<(), crate::paths::ForeignFile> {
+    match errors {
+        Some(errors) => {
+            check_ours_or_absent("--errors", errors, "an error file", &ERROR_FILE_COLUMNS)
+        }
+        None => Ok(()),
+    }
+}
+
 /// `<input stem>.results.csv` beside the input.
 pub fn default_results_path(input: &Path) -> PathBuf {
     crate::cli::beside(input, "results.csv")
@@ -168,9 +179,7 @@ async fn validate(mut args: crate::input::ValidateArgs) -> anyhow::Result<u8> {
         uses.push(PathUse::write("--errors", errors));
     }
     check_distinct(&uses)?;
-    if let Some(errors) = &args.errors {
-        check_ours_or_absent("--errors", errors, "an error file", &ERROR_FILE_COLUMNS)?;
-    }
+    check_error_file_target(args.errors.as_deref())?;
     let input = match spool::prepare(&args.input, wait_for_signal()).await {
         Ok(input) => input,
         Err(stopped @ SpoolError::Interrupted { .. }) => {
@@ -247,9 +256,7 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<u8> {
         uses.push(PathUse::read("--api-key-file", key_file));
     }
     check_distinct(&uses)?;
-    if let Some(errors) = &args.errors {
-        check_ours_or_absent("--errors", errors, "an error file", &ERROR_FILE_COLUMNS)?;
-    }
+    check_error_file_target(args.errors.as_deref())?;
     if let Some(dry_run_file) = &dry_run_file {
         check_ours_or_absent(
             "the dry-run file",
