@@ -129,7 +129,10 @@ pub enum CancelError {
 }
 
 /// Runs the command; the exit code is decided here, fatal errors go up as `Err` (exit 2).
-pub async fn run(args: CancelArgs, interrupt: CancellationToken) -> anyhow::Result<u8> {
+pub async fn run(
+    args: CancelArgs,
+    interrupt: CancellationToken,
+) -> anyhow::Result<crate::exit::Exit> {
     let started = Instant::now();
     let mut uses = vec![PathUse::write("the results file", &args.results)];
     if !args.dry_run {
@@ -169,7 +172,7 @@ pub async fn run(args: CancelArgs, interrupt: CancellationToken) -> anyhow::Resu
             "would cancel {} users (listed on stdout); {} already cancelled; nothing was sent",
             summary.targeted, summary.already_cancelled
         );
-    } else if !args.quiet || summary.exit_code() != crate::run::EXIT_OK {
+    } else if !args.quiet || summary.exit_code() != crate::exit::Exit::Ok {
         eprint!("{}", summary.to_text());
     }
     Ok(summary.exit_code())

@@ -28,9 +28,9 @@ use crate::bunq::Provision;
 use crate::cli::{ApiArgs, parse_duration, parse_rate};
 use crate::engine::pacer::DEFAULT_GET_RATE;
 use crate::engine::{Backoff, Pacer};
+use crate::exit::Exit;
 use crate::ledger::{LedgerError, now_timestamp, read_held_provisions};
 use crate::report::{Progress, ProgressStyleSpec};
-use crate::run::{EXIT_INTERRUPTED, EXIT_OK, EXIT_ROWS_FAILED};
 use fetch::{Fetched, Fetcher, RequestCounts};
 
 /// Exit codes of `status`, shown under its --help.
@@ -200,6 +200,7 @@ impl Category {
     }
 
     /// Rows that need no attention.
+    #[cfg(test)]
     pub fn is_ok(self) -> bool {
         matches!(self, Category::Ready | Category::Active)
     }
@@ -343,14 +344,14 @@ pub fn apply(rows: &mut [RowState], fetched: &HashMap<u64, Fetched>, checked_at:
                         "bunq holds this provision id under another external_uuid"
                     );
                 }
-                row.seen = Seen::Found(Box::new(provision.clone()));
+                row.seen = Seen::Found(provision.clone());
                 row.checked_at = checked_at.to_string();
             }
             Fetched::NotFound => {
                 row.seen = Seen::NotFound;
                 row.checked_at = checked_at.to_string();
             }
-            Fetched::Failed(_) => {
+            Fetched::Failed => {
                 if !matches!(row.seen, Seen::Found(_)) {
                     row.seen = Seen::Unreachable;
                 }
@@ -420,13 +421,13 @@ impl CategoryCounts {
 
 /// Exit code (see [`StatusArgs`]): without --watch pending rows are fine, with --watch they
 /// mean the timeout came first.
-pub fn exit_code(counts: &CategoryCounts, watch: bool, interrupted: bool) -> u8 {
+pub fn exit_code(counts: &CategoryCounts, watch: bool, interrupted: bool) -> Exit {
     if interrupted {
-        EXIT_INTERRUPTED
+        Exit::Interrupted
     } else if counts.not_ok() > 0 || (watch && counts.pending > 0) {
-        EXIT_ROWS_FAILED
+        Exit::RowsFailed
     } else {
-        EXIT_OK
+        Exit::Ok
     }
 }
 
@@ -491,7 +492,7 @@ pub struct StatusSummary {
     pub watch: bool,
     pub timed_out: bool,
     pub interrupted: bool,
-    pub exit_code: u8,
+    pub exit_code: Exit,
 }
 
 impl StatusSummary {
@@ -627,7 +628,7 @@ fn check_paths(args: &StatusArgs, out: &Path) -> Result<(), StatusError> {
 }
 
 /// Runs the command; the exit code is decided here, fatal errors go up as `Err` (exit 2).
-pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Result<u8> {
+pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Result<Exit> {
     let out = args
         .out
         .clone()
@@ -733,7 +734,7 @@ pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Resu
     };
     if args.json {
         crate::output::stdout_line(&serde_json::to_string(&summary)?);
-    } else if !args.quiet || summary.exit_code != EXIT_OK {
+    } else if !args.quiet || summary.exit_code != Exit::Ok {
         crate::output::stderr(&summary.to_text());
     }
     Ok(summary.exit_code)
