@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bunq::{ApiKey, BunqClient, ClientConfig, ContextStore};
 use crate::cli::{ApiArgs, Cli, Command, ProvisionArgs, load_api_key};
 use crate::engine::pacer::{DEFAULT_GET_RATE, DEFAULT_POST_RATE};
-use crate::engine::{self, Backoff, EngineOptions};
+use crate::engine::{self, EngineOptions};
 use crate::exit::Exit;
 use crate::input::ERROR_FILE_COLUMNS;
 use crate::lock::lock_results;
@@ -279,16 +279,13 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<Exit> {
         errors: args.errors.clone(),
         excel_safe: args.excel_safe,
         body_format: args.api.body_format,
-        concurrency: usize::from(args.concurrency),
+        concurrency: usize::from(args.concurrency.concurrency),
         post_rate: Some(args.rate.unwrap_or(DEFAULT_POST_RATE)).filter(|r| *r > 0.0),
         lookup_rate: Some(args.lookup_rate.unwrap_or(DEFAULT_GET_RATE)).filter(|r| *r > 0.0),
         max_attempts: args.max_attempts,
         max_errors: args.max_errors,
-        backoff: Backoff {
-            base: args.backoff_base,
-            cap: args.backoff_cap,
-        },
-        quiet: args.quiet,
+        backoff: args.backoff.backoff(),
+        quiet: args.progress.quiet,
         dry_run: args.dry_run,
         show_payloads: args.show_payloads,
         rerun_command: rerun_command(&results, input.kind),
@@ -300,7 +297,7 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<Exit> {
     }
     if args.json {
         crate::output::stdout_line(&serde_json::to_string(&summary)?);
-    } else if !args.quiet || summary.exit_code() != Exit::Ok {
+    } else if !args.progress.quiet || summary.exit_code() != Exit::Ok {
         crate::output::stderr(&summary.to_text());
     }
     Ok(summary.exit_code())

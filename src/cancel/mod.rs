@@ -23,9 +23,9 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::bunq::{BunqClient, ProvisionChange};
-use crate::cli::{ApiArgs, parse_duration, parse_rate};
+use crate::cli::{ApiArgs, BackoffArgs, ConcurrencyArgs, QuietArgs, parse_rate};
+use crate::engine::Pacer;
 use crate::engine::pacer::DEFAULT_GET_RATE;
-use crate::engine::{Backoff, Pacer};
 use crate::ledger::{LedgerError, LedgerWriter, ResultRow, RowStatus, now_timestamp};
 use crate::lock::lock_results;
 use crate::paths::{PathUse, check_distinct};
@@ -75,9 +75,8 @@ pub struct CancelArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Requests in flight at most.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub concurrency: u16,
+    #[command(flatten)]
+    pub concurrency: ConcurrencyArgs,
 
     /// Cancel PUTs per second across all workers, evenly spaced; "2/3" means 2 per 3 s.
     /// 0 = unpaced. [default: 2/3 less 2 %, just under bunq's documented PUT limit]
@@ -98,21 +97,15 @@ pub struct CancelArgs {
     #[arg(long)]
     pub excel_safe: bool,
 
-    /// No progress display.
-    #[arg(short, long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub progress: QuietArgs,
 
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 
-    /// First retry delay; later ones double, with full jitter.
-    #[arg(long, value_name = "DURATION", default_value = "250ms", value_parser = parse_duration, hide = true)]
-    pub backoff_base: Duration,
-
-    /// Longest retry delay.
-    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration, hide = true)]
-    pub backoff_cap: Duration,
+    #[command(flatten)]
+    pub backoff: BackoffArgs,
 
     #[command(flatten)]
     pub api: ApiArgs,
@@ -172,7 +165,7 @@ pub async fn run(
             "would cancel {} users (listed on stdout); {} already cancelled; nothing was sent",
             summary.targeted, summary.already_cancelled
         );
-    } else if !args.quiet || summary.exit_code() != crate::exit::Exit::Ok {
+    } else if !args.progress.quiet || summary.exit_code() != crate::exit::Exit::Ok {
         eprint!("{}", summary.to_text());
     }
     Ok(summary.exit_code())
@@ -361,7 +354,7 @@ async fn cancel_rows(
     let ledger = LedgerWriter::open(&args.results, args.excel_safe)?;
     let total = rows.len() as u64;
     let progress = Progress::new(
-        args.quiet,
+        args.progress.quiet,
         total,
         ProgressStyleSpec {
             unit: "rows",
@@ -379,10 +372,7 @@ async fn cancel_rows(
             put_pacer: &put_pacer,
             get_pacer: &get_pacer,
             max_attempts: args.max_attempts,
-            backoff: Backoff {
-                base: args.backoff_base,
-                cap: args.backoff_cap,
-            },
+            backoff: args.backoff.backoff(),
             stop: &stop,
         },
         counters: ChangeCounters::default(),
@@ -402,7 +392,7 @@ async fn cancel_rows(
     futures::stream::iter(rows)
         .take_while(|_| std::future::ready(!stop.is_cancelled()))
         .map(|row| shared.cancel(row))
-        .buffer_unordered(usize::from(args.concurrency.max(1)))
+        .buffer_unordered(usize::from(args.concurrency.concurrency.max(1)))
         .for_each(|()| std::future::ready(()))
         .await;
 

@@ -25,7 +25,7 @@ use crate::paths::{PathUse, check_distinct, check_ours_or_absent};
 use uuid::Uuid;
 
 use crate::bunq::Provision;
-use crate::cli::{ApiArgs, parse_duration, parse_rate};
+use crate::cli::{ApiArgs, QuietArgs, parse_duration, parse_rate};
 use crate::engine::pacer::DEFAULT_GET_RATE;
 use crate::engine::{Backoff, Pacer};
 use crate::exit::Exit;
@@ -102,9 +102,8 @@ pub struct StatusArgs {
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
 
-    /// No progress display.
-    #[arg(short, long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub progress: QuietArgs,
 
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
@@ -642,7 +641,7 @@ pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Resu
             Some(state)
         })
         .collect();
-    if rows.is_empty() && !args.quiet {
+    if rows.is_empty() && !args.progress.quiet {
         crate::output::stderr_line(&format!(
             "{} has no provisioned rows; nothing to follow",
             args.results.display()
@@ -664,7 +663,7 @@ pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Resu
         .map(|t| Instant::now() + t);
     let past_deadline = || deadline.is_some_and(|d| Instant::now() >= d);
     let stop = || interrupt.is_cancelled() || past_deadline();
-    let mut progress = watch_progress(args.quiet || !args.watch, rows.len() as u64);
+    let mut progress = watch_progress(args.progress.quiet || !args.watch, rows.len() as u64);
     let mut polls = 0u64;
     let mut timed_out = false;
     loop {
@@ -734,7 +733,7 @@ pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Resu
     };
     if args.json {
         crate::output::stdout_line(&serde_json::to_string(&summary)?);
-    } else if !args.quiet || summary.exit_code != Exit::Ok {
+    } else if !args.progress.quiet || summary.exit_code != Exit::Ok {
         crate::output::stderr(&summary.to_text());
     }
     Ok(summary.exit_code)
