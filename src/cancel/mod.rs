@@ -158,15 +158,17 @@ pub async fn run(
     if summary.failed > 0 || summary.unfinished > 0 {
         summary.rerun_command = Some(rerun_command());
     }
+    // Through `output`: a reader that went away (`| head`) must not turn a finished cancel
+    // into a panic.
     if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
+        crate::output::stdout_line(&serde_json::to_string(&summary)?);
     } else if args.dry_run {
-        eprintln!(
+        crate::output::stderr_line(&format!(
             "would cancel {} users (listed on stdout); {} already cancelled; nothing was sent",
             summary.targeted, summary.already_cancelled
-        );
+        ));
     } else if !args.progress.quiet || summary.exit_code() != crate::exit::Exit::Ok {
-        eprint!("{}", summary.to_text());
+        crate::output::stderr(&summary.to_text());
     }
     Ok(summary.exit_code())
 }
