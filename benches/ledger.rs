@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use bunq_onboard::ledger::{LedgerWriter, ResultRow, RowStatus, now_timestamp};
+use bunq_onboard::bench_api::{LedgerWriter, ResultRow, RowStatus, now_timestamp};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn ledger(c: &mut Criterion) {

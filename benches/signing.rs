@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use bunq_onboard::bunq::signing::ClientKey;
-use bunq_onboard::bunq::{BodyFormat, ProvisionRequest};
+use bunq_onboard::bench_api::ClientKey;
+use bunq_onboard::bench_api::{BodyFormat, ProvisionRequest};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn signing(c: &mut Criterion) {

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use bunq_onboard::input::{InputOptions, UserReader};
+use bunq_onboard::bench_api::{InputOptions, UserReader};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const ROWS: u64 = 10_000;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::bunq::{ApiKey, BodyFormat, Environment};
+use crate::engine::Backoff;
 use crate::input::{InputOptions, ValidateArgs};
 use crate::sim::SimOptions;
 
@@ -89,6 +90,44 @@ pub struct ApiArgs {
     pub session_min_interval: Duration,
 }
 
+/// `--concurrency`, one definition for every command that sends requests side by side.
+#[derive(Args, Debug, Clone)]
+pub struct ConcurrencyArgs {
+    /// Requests in flight at most.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: u16,
+}
+
+/// `--quiet`, one definition for every command with a progress display.
+#[derive(Args, Debug, Clone)]
+pub struct QuietArgs {
+    /// No progress display.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// The retry backoff, hidden (for tests and odd networks); one definition for every command
+/// that retries with its own flags.
+#[derive(Args, Debug, Clone)]
+pub struct BackoffArgs {
+    /// First retry delay; later ones double, with full jitter.
+    #[arg(long, value_name = "DURATION", default_value = "250ms", value_parser = parse_duration, hide = true)]
+    pub backoff_base: Duration,
+
+    /// Longest retry delay.
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration, hide = true)]
+    pub backoff_cap: Duration,
+}
+
+impl BackoffArgs {
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            base: self.backoff_base,
+            cap: self.backoff_cap,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 #[command(after_help = "\
 Examples:
@@ -117,9 +156,8 @@ pub struct ProvisionArgs {
     #[arg(long)]
     pub simulate: bool,
 
-    /// Requests in flight at most.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub concurrency: u16,
+    #[command(flatten)]
+    pub concurrency: ConcurrencyArgs,
 
     /// Provision POSTs per second across all workers, evenly spaced; "5/3" means 5 per 3 s.
     /// 0 = unpaced. [default: 5/3 less 2 %, just under bunq's documented POST limit]
@@ -153,21 +191,15 @@ pub struct ProvisionArgs {
     #[arg(long)]
     pub excel_safe: bool,
 
-    /// No progress display.
-    #[arg(short, long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub progress: QuietArgs,
 
     /// Print the final summary as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 
-    /// First retry delay; later ones double, with full jitter.
-    #[arg(long, value_name = "DURATION", default_value = "250ms", value_parser = parse_duration, hide = true)]
-    pub backoff_base: Duration,
-
-    /// Longest retry delay.
-    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration, hide = true)]
-    pub backoff_cap: Duration,
+    #[command(flatten)]
+    pub backoff: BackoffArgs,
 
     #[command(flatten)]
     pub input_options: InputOptions,

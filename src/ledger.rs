@@ -161,10 +161,6 @@ impl ProvisionIds {
             .map(|i| self.0[i].1)
     }
 
-    pub fn contains(&self, uuid: u128) -> bool {
-        self.position(uuid).is_some()
-    }
-
     fn position(&self, uuid: u128) -> Option<usize> {
         self.0.binary_search_by_key(&uuid, |(u, _)| *u).ok()
     }

@@ -6,8 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use bunq_onboard::cli::{Cli, Command};
-use bunq_onboard::run::{EXIT_FATAL, run};
+use bunq_onboard::{Cli, Command, Exit, LossyStderr, error_chain, run, stderr_line};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -20,7 +19,7 @@ fn main() -> ExitCode {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
-        .with_writer(|| bunq_onboard::output::LossyStderr)
+        .with_writer(|| LossyStderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
@@ -36,20 +35,15 @@ fn main() -> ExitCode {
     let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
-            bunq_onboard::output::stderr_line(&format!(
-                "error: could not start the async runtime: {e}"
-            ));
-            return ExitCode::from(EXIT_FATAL);
+            stderr_line(&format!("error: could not start the async runtime: {e}"));
+            return ExitCode::from(Exit::Fatal);
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(code) => ExitCode::from(code),
+        Ok(exit) => ExitCode::from(exit),
         Err(error) => {
-            bunq_onboard::output::stderr_line(&format!(
-                "error: {}",
-                bunq_onboard::output::error_chain(&error)
-            ));
-            ExitCode::from(EXIT_FATAL)
+            stderr_line(&format!("error: {}", error_chain(&error)));
+            ExitCode::from(Exit::Fatal)
         }
     }
 }

@@ -70,10 +70,6 @@ impl<K: Eq + Hash + Display> ProblemGroups<K> {
         self.groups.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.groups.is_empty()
-    }
-
     /// The groups, most frequent first; ties by the key's text, so the order is stable.
     pub fn into_sorted(self) -> Vec<ProblemGroup<K>> {
         let mut groups: Vec<(String, ProblemGroup<K>)> = self

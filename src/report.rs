@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use serde::Serialize;
 
+use crate::exit::Exit;
 use crate::input::RuleCount;
 use crate::problems::{ProblemExample, ProblemGroup};
 
@@ -51,13 +52,13 @@ pub struct RunSummary {
 
 impl RunSummary {
     /// Exit code per README: 0 all done, 1 rows invalid/failed/unfinished, 130 interrupted.
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit_code(&self) -> Exit {
         if self.interrupted {
-            130
+            Exit::Interrupted
         } else if self.failed > 0 || self.invalid > 0 || self.unfinished > 0 {
-            1
+            Exit::RowsFailed
         } else {
-            0
+            Exit::Ok
         }
     }
 
@@ -283,11 +284,11 @@ mod tests {
             provisioned: 3,
             ..Default::default()
         };
-        assert_eq!(summary.exit_code(), 0);
+        assert_eq!(summary.exit_code().code(), 0);
         summary.invalid = 1;
-        assert_eq!(summary.exit_code(), 1);
+        assert_eq!(summary.exit_code().code(), 1);
         summary.interrupted = true;
-        assert_eq!(summary.exit_code(), 130);
+        assert_eq!(summary.exit_code().code(), 130);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Turns parsed arguments into a finished command: builds the client (or the in-process
-//! simulator), wires Ctrl-C, runs, prints the summary, and decides the exit code once.
+//! simulator), wires Ctrl-C, runs, prints the summary, and decides the [`Exit`] once.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,7 +10,8 @@ use tokio_util::sync::CancellationToken;
 use crate::bunq::{ApiKey, BunqClient, ClientConfig, ContextStore};
 use crate::cli::{ApiArgs, Cli, Command, ProvisionArgs, load_api_key};
 use crate::engine::pacer::{DEFAULT_GET_RATE, DEFAULT_POST_RATE};
-use crate::engine::{self, Backoff, EngineOptions};
+use crate::engine::{self, EngineOptions};
+use crate::exit::Exit;
 use crate::input::ERROR_FILE_COLUMNS;
 use crate::lock::lock_results;
 use crate::paths::{PathUse, check_distinct, check_ours_or_absent};
@@ -18,13 +19,8 @@ use crate::report::shell_quote;
 use crate::sim::{SimOptions, Simulator};
 use crate::spool::{self, InputKind, SpoolError};
 
-/// Exit codes (README "Exit codes").
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_ROWS_FAILED: u8 = 1;
-pub const EXIT_FATAL: u8 = 2;
-pub const EXIT_INTERRUPTED: u8 = 130;
-
-pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+/// Runs the parsed command line to its end; the error case is fatal ([`Exit::Fatal`]).
+pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Provision(args) => provision(*args).await,
         Command::Validate(args) => validate(args).await,
@@ -33,19 +29,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Simulate(mut args) => {
             args.options.api_key = args.accepted_api_key()?;
             crate::sim::serve_until_signal(args.listen, args.options).await?;
-            Ok(EXIT_OK)
+            Ok(Exit::Ok)
         }
         Command::Completions(args) => {
             let mut script = Vec::new();
             crate::completions::write_completions(args.shell, &mut script);
             write_stdout(&script)?;
-            Ok(EXIT_OK)
+            Ok(Exit::Ok)
         }
         Command::Man(args) => {
             let mut page = Vec::new();
             crate::completions::write_man_page(args.command.as_deref(), &mut page)?;
             write_stdout(&page)?;
-            Ok(EXIT_OK)
+            Ok(Exit::Ok)
         }
     }
 }
@@ -79,7 +75,7 @@ pub fn interrupt_on_signals() -> CancellationToken {
         crate::output::stderr_line(
             "interrupted twice: quitting now; rerun to continue, finished rows are saved",
         );
-        std::process::exit(i32::from(EXIT_INTERRUPTED));
+        Exit::Interrupted.exit_now();
     });
     token
 }
@@ -173,7 +169,7 @@ pub fn default_results_path(input: &Path) -> PathBuf {
 
 /// `validate`: the check runs on a blocking thread. Standard input or a FIFO is copied first;
 /// only then are signals taken over, so Ctrl-C on a plain file stops it as it always did.
-async fn validate(mut args: crate::input::ValidateArgs) -> anyhow::Result<u8> {
+async fn validate(mut args: crate::input::ValidateArgs) -> anyhow::Result<Exit> {
     let mut uses = vec![PathUse::read("the input", &args.input)];
     if let Some(errors) = &args.errors {
         uses.push(PathUse::write("--errors", errors));
@@ -184,7 +180,7 @@ async fn validate(mut args: crate::input::ValidateArgs) -> anyhow::Result<u8> {
         Ok(input) => input,
         Err(stopped @ SpoolError::Interrupted { .. }) => {
             crate::output::stderr_line(&stopped.to_string());
-            return Ok(EXIT_INTERRUPTED);
+            return Ok(Exit::Interrupted);
         }
         Err(e) => return Err(e.into()),
     };
@@ -198,20 +194,20 @@ async fn validate(mut args: crate::input::ValidateArgs) -> anyhow::Result<u8> {
             () = wait_for_signal() => {
                 drop(input);
                 crate::output::stderr_line("interrupted");
-                std::process::exit(i32::from(EXIT_INTERRUPTED));
+                Exit::Interrupted.exit_now();
             }
         }
     } else {
         check.await??
     };
     Ok(if summary.invalid == 0 {
-        EXIT_OK
+        Exit::Ok
     } else {
-        EXIT_ROWS_FAILED
+        Exit::RowsFailed
     })
 }
 
-async fn provision(args: ProvisionArgs) -> anyhow::Result<u8> {
+async fn provision(args: ProvisionArgs) -> anyhow::Result<Exit> {
     // Signals drain from the very start: one during registration lets the context file be
     // written whole, and the engine then stops before its first row.
     let interrupt = interrupt_on_signals();
@@ -271,7 +267,7 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<u8> {
         Ok(input) => input,
         Err(stopped @ SpoolError::Interrupted { .. }) => {
             crate::output::stderr_line(&stopped.to_string());
-            return Ok(EXIT_INTERRUPTED);
+            return Ok(Exit::Interrupted);
         }
         Err(e) => return Err(e.into()),
     };
@@ -290,16 +286,13 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<u8> {
         errors: args.errors.clone(),
         excel_safe: args.excel_safe,
         body_format: args.api.body_format,
-        concurrency: usize::from(args.concurrency),
+        concurrency: usize::from(args.concurrency.concurrency),
         post_rate: Some(args.rate.unwrap_or(DEFAULT_POST_RATE)).filter(|r| *r > 0.0),
         lookup_rate: Some(args.lookup_rate.unwrap_or(DEFAULT_GET_RATE)).filter(|r| *r > 0.0),
         max_attempts: args.max_attempts,
         max_errors: args.max_errors,
-        backoff: Backoff {
-            base: args.backoff_base,
-            cap: args.backoff_cap,
-        },
-        quiet: args.quiet,
+        backoff: args.backoff.backoff(),
+        quiet: args.progress.quiet,
         dry_run: args.dry_run,
         show_payloads: args.show_payloads,
         rerun_command: rerun_command(&results, input.kind),
@@ -311,7 +304,7 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<u8> {
     }
     if args.json {
         crate::output::stdout_line(&serde_json::to_string(&summary)?);
-    } else if !args.quiet || summary.exit_code() != EXIT_OK {
+    } else if !args.progress.quiet || summary.exit_code() != Exit::Ok {
         crate::output::stderr(&summary.to_text());
     }
     Ok(summary.exit_code())

@@ -162,7 +162,6 @@ struct Session {
 /// Counters for tests and the summary.
 #[derive(Debug, Default)]
 pub struct ClientStats {
-    pub installations: AtomicU64,
     pub sessions_created: AtomicU64,
     pub requests: AtomicU64,
 }
@@ -293,10 +292,6 @@ impl BunqClient {
             debug!("reusing the stored session");
         }
         Ok(client)
-    }
-
-    pub fn base_url(&self) -> &str {
-        &self.base_url
     }
 
     fn stored(&self) -> StoredContext {

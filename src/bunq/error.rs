@@ -110,30 +110,6 @@ impl CallError {
             _ => false,
         }
     }
-
-    /// bunq's `X-Bunq-Client-Response-Id`, for support tickets.
-    pub fn response_id(&self) -> Option<&str> {
-        match self {
-            CallError::RateLimited { response_id, .. } | CallError::Status { response_id, .. } => {
-                response_id.as_deref()
-            }
-            _ => None,
-        }
-    }
-
-    /// A short stable tag for logs and summaries.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            CallError::NotSent(_) => "connect",
-            CallError::MaybeSent(_) => "transport",
-            CallError::RateLimited { .. } => "rate-limited",
-            CallError::Status { status, .. } if *status >= 500 => "server",
-            CallError::Status { .. } => "rejected",
-            CallError::BadResponseSignature(_) => "response-signature",
-            CallError::UnexpectedBody(_) => "unexpected-body",
-            CallError::Signing(_) => "signing",
-        }
-    }
 }
 
 /// " (response id …)" for error texts: bunq's support asks for it (docs/protocol.md §5.2).

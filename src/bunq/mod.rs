@@ -6,10 +6,7 @@ pub mod error;
 pub mod signing;
 pub mod wire;
 
-pub use client::{
-    ApiKey, BunqClient, ClientConfig, ConnectError, Environment, ListFilter, ProvisionChange,
-    ProvisionPage,
-};
+pub use client::{ApiKey, BunqClient, ClientConfig, Environment, ListFilter, ProvisionChange};
 pub use context::ContextStore;
 pub use error::{CallError, Disposition, RateLimitText, without_response_ids};
 pub use wire::{BodyFormat, Provision, ProvisionRequest};

@@ -117,10 +117,6 @@ impl Envelope {
 pub struct Pagination {
     #[serde(default)]
     pub older_url: Option<String>,
-    #[serde(default)]
-    pub newer_url: Option<String>,
-    #[serde(default)]
-    pub future_url: Option<String>,
 }
 
 /// `{"Error":[{"error_description": ...}]}` (doc.bunq.com/basics/errors).

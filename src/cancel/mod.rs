@@ -23,9 +23,9 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::bunq::{BunqClient, ProvisionChange};
-use crate::cli::{ApiArgs, parse_duration, parse_rate};
+use crate::cli::{ApiArgs, BackoffArgs, ConcurrencyArgs, QuietArgs, parse_rate};
+use crate::engine::Pacer;
 use crate::engine::pacer::DEFAULT_GET_RATE;
-use crate::engine::{Backoff, Pacer};
 use crate::ledger::{LedgerError, LedgerWriter, ResultRow, RowStatus, now_timestamp};
 use crate::lock::lock_results;
 use crate::paths::{PathUse, check_distinct};
@@ -75,9 +75,8 @@ pub struct CancelArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Requests in flight at most.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub concurrency: u16,
+    #[command(flatten)]
+    pub concurrency: ConcurrencyArgs,
 
     /// Cancel PUTs per second across all workers, evenly spaced; "2/3" means 2 per 3 s.
     /// 0 = unpaced. [default: 2/3 less 2 %, just under bunq's documented PUT limit]
@@ -98,21 +97,15 @@ pub struct CancelArgs {
     #[arg(long)]
     pub excel_safe: bool,
 
-    /// No progress display.
-    #[arg(short, long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub progress: QuietArgs,
 
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 
-    /// First retry delay; later ones double, with full jitter.
-    #[arg(long, value_name = "DURATION", default_value = "250ms", value_parser = parse_duration, hide = true)]
-    pub backoff_base: Duration,
-
-    /// Longest retry delay.
-    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration, hide = true)]
-    pub backoff_cap: Duration,
+    #[command(flatten)]
+    pub backoff: BackoffArgs,
 
     #[command(flatten)]
     pub api: ApiArgs,
@@ -129,7 +122,10 @@ pub enum CancelError {
 }
 
 /// Runs the command; the exit code is decided here, fatal errors go up as `Err` (exit 2).
-pub async fn run(args: CancelArgs, interrupt: CancellationToken) -> anyhow::Result<u8> {
+pub async fn run(
+    args: CancelArgs,
+    interrupt: CancellationToken,
+) -> anyhow::Result<crate::exit::Exit> {
     let started = Instant::now();
     let mut uses = vec![PathUse::write("the results file", &args.results)];
     if !args.dry_run {
@@ -162,15 +158,17 @@ pub async fn run(args: CancelArgs, interrupt: CancellationToken) -> anyhow::Resu
     if summary.failed > 0 || summary.unfinished > 0 {
         summary.rerun_command = Some(rerun_command());
     }
+    // Through `output`: a reader that went away (`| head`) must not turn a finished cancel
+    // into a panic.
     if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
+        crate::output::stdout_line(&serde_json::to_string(&summary)?);
     } else if args.dry_run {
-        eprintln!(
+        crate::output::stderr_line(&format!(
             "would cancel {} users (listed on stdout); {} already cancelled; nothing was sent",
             summary.targeted, summary.already_cancelled
-        );
-    } else if !args.quiet || summary.exit_code() != crate::run::EXIT_OK {
-        eprint!("{}", summary.to_text());
+        ));
+    } else if !args.progress.quiet || summary.exit_code() != crate::exit::Exit::Ok {
+        crate::output::stderr(&summary.to_text());
     }
     Ok(summary.exit_code())
 }
@@ -358,7 +356,7 @@ async fn cancel_rows(
     let ledger = LedgerWriter::open(&args.results, args.excel_safe)?;
     let total = rows.len() as u64;
     let progress = Progress::new(
-        args.quiet,
+        args.progress.quiet,
         total,
         ProgressStyleSpec {
             unit: "rows",
@@ -376,10 +374,7 @@ async fn cancel_rows(
             put_pacer: &put_pacer,
             get_pacer: &get_pacer,
             max_attempts: args.max_attempts,
-            backoff: Backoff {
-                base: args.backoff_base,
-                cap: args.backoff_cap,
-            },
+            backoff: args.backoff.backoff(),
             stop: &stop,
         },
         counters: ChangeCounters::default(),
@@ -399,7 +394,7 @@ async fn cancel_rows(
     futures::stream::iter(rows)
         .take_while(|_| std::future::ready(!stop.is_cancelled()))
         .map(|row| shared.cancel(row))
-        .buffer_unordered(usize::from(args.concurrency.max(1)))
+        .buffer_unordered(usize::from(args.concurrency.concurrency.max(1)))
         .for_each(|()| std::future::ready(()))
         .await;
 

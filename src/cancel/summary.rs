@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::run::{EXIT_INTERRUPTED, EXIT_OK, EXIT_ROWS_FAILED};
+use crate::exit::Exit;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CancelSummary {
@@ -39,13 +39,13 @@ pub const FAILURES_SHOWN: usize = 5;
 
 impl CancelSummary {
     /// 0 every targeted row cancelled, 1 some failed or unfinished, 130 interrupted.
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit_code(&self) -> Exit {
         if self.interrupted {
-            EXIT_INTERRUPTED
+            Exit::Interrupted
         } else if self.failed > 0 || self.unfinished > 0 {
-            EXIT_ROWS_FAILED
+            Exit::RowsFailed
         } else {
-            EXIT_OK
+            Exit::Ok
         }
     }
 
@@ -94,10 +94,10 @@ mod tests {
             found_closed: 1,
             ..Default::default()
         };
-        assert_eq!(summary.exit_code(), 0);
+        assert_eq!(summary.exit_code().code(), 0);
         summary.failed = 1;
-        assert_eq!(summary.exit_code(), 1);
+        assert_eq!(summary.exit_code().code(), 1);
         summary.interrupted = true;
-        assert_eq!(summary.exit_code(), 130);
+        assert_eq!(summary.exit_code().code(), 130);
     }
 }

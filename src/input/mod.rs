@@ -23,8 +23,10 @@
 //!   shorthand cells are filled, email wins. A blank name defaults to the
 //!   normalised pointer value.
 //! - `external_uuid` is optional; when absent or blank it is
-//!   [`derive_external_uuid`]: UUID v5 of `"<TYPE>:<normalised value>"` in
-//!   [`EXTERNAL_UUID_NAMESPACE`] (`ed3bb6e9-aee3-4ea9-b55d-d71c87372a4a`).
+//!   [`derive_external_uuid`](validate::derive_external_uuid): UUID v5 of
+//!   `"<TYPE>:<normalised value>"` in
+//!   [`EXTERNAL_UUID_NAMESPACE`](validate::EXTERNAL_UUID_NAMESPACE)
+//!   (`ed3bb6e9-aee3-4ea9-b55d-d71c87372a4a`).
 //! - `products` is optional, separated by `;` (`,` and `|` are accepted too,
 //!   whatever the file delimiter), case-insensitive; blank means `USER_VERIFIED`.
 //! - Cells are trimmed and `excel_unescape`d before validation; `InputRow::cells`
@@ -44,15 +46,17 @@ mod validate;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use command::{
-    ProblemExample, RuleCount, ValidateArgs, ValidateSummary, run_validate, run_validate_to,
-};
-pub use dialect::parse_delimiter;
+// Tests outside `command` (and the engine's) reach these through here.
+#[cfg(test)]
+pub(crate) use command::run_validate_to;
+pub use command::{RuleCount, ValidateArgs, run_validate};
 pub(crate) use dialect::sniff_delimiter;
 pub use excel::{ERROR_FILE_COLUMNS, ErrorFileWriter, excel_escape, excel_unescape};
 pub use reader::UserReader;
 pub(crate) use unique::{pointer_fingerprint, uuid_fingerprint};
-pub use validate::{DuplicateRecord, EXTERNAL_UUID_NAMESPACE, derive_external_uuid};
+pub use validate::DuplicateRecord;
+#[cfg(test)]
+pub(crate) use validate::derive_external_uuid;
 
 /// How to read the input file; shared by `validate` and `run`.
 #[derive(clap::Args, Debug, Clone, Default)]

@@ -18,14 +18,15 @@ mod tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use crypto::CryptoError;
-pub use options::{DuplicateUuids, OptionError, PostResponse, RateLimit, SimOptions};
-pub use state::{FaultStats, SimProvision, SimStats};
+pub use options::SimOptions;
+#[cfg(test)]
+use state::{SimProvision, SimStats};
 
 use server::Shared;
 
@@ -51,6 +52,8 @@ pub enum SimError {
 /// stop, but does not wait for it.
 pub struct Simulator {
     addr: SocketAddr,
+    /// The world the server answers from, for the unit tests' snapshots.
+    #[cfg(test)]
     shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
@@ -97,6 +100,7 @@ impl Simulator {
         tracing::debug!(%addr, "bunq simulator listening");
         Ok(Simulator {
             addr,
+            #[cfg(test)]
             shared,
             stop: Some(tx),
             task: Some(task),
@@ -114,13 +118,15 @@ impl Simulator {
     }
 
     /// Snapshot of the counters (same data as `GET /_sim/stats`).
+    #[cfg(test)]
     pub fn stats(&self) -> SimStats {
         self.shared.lock().stats.clone()
     }
 
     /// Snapshot of all provisions, ascending id (same data as `GET /_sim/provisions`).
+    #[cfg(test)]
     pub fn provisions(&self) -> Vec<SimProvision> {
-        let now = Instant::now();
+        let now = std::time::Instant::now();
         self.shared
             .lock()
             .snapshot_provisions(now, &self.shared.timing)

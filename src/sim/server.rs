@@ -499,7 +499,6 @@ fn installation(sh: &Shared, body: &[u8]) -> Result<Outcome, ApiError> {
     w.installations.insert(
         token.clone(),
         super::state::Installation {
-            id,
             public_key: Arc::new(key),
             device_secret: None,
         },

@@ -167,7 +167,6 @@ impl SimProvision {
 
 /// One `POST /installation`.
 pub struct Installation {
-    pub id: u64,
     pub public_key: Arc<ParsedPublicKey>,
     /// Secret bound by the latest device-server call on this installation.
     pub device_secret: Option<String>,

@@ -17,7 +17,8 @@ use futures::StreamExt as _;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{DuplicateUuids, PostResponse, RateLimit, SimOptions, Simulator};
+use super::options::{DuplicateUuids, PostResponse, RateLimit};
+use super::{SimOptions, Simulator};
 
 const SECRET: &str = "sandbox_partner_api_key";
 

@@ -22,11 +22,11 @@ const MAX_RATE_LIMITED_PER_CALL: u32 = 20;
 /// What one provision id turned out to be this round.
 #[derive(Debug, Clone)]
 pub enum Fetched {
-    Found(Provision),
+    Found(Box<Provision>),
     /// bunq answered 404 for the id (and the list did not hold it either).
     NotFound,
-    /// The lookup kept failing; the text is the last error (never contains a token).
-    Failed(String),
+    /// The lookup kept failing (the last error is logged where it happens).
+    Failed,
 }
 
 /// Requests spent, for the summary and the tests' request-count checks.
@@ -87,11 +87,11 @@ impl<'a> Fetcher<'a> {
             }
             let client = self.client;
             let outcome = match self.call(Kind::Get, || client.get_provision(id)).await {
-                Ok(provision) => Fetched::Found(provision),
+                Ok(provision) => Fetched::Found(Box::new(provision)),
                 Err(CallError::Status { status: 404, .. }) => Fetched::NotFound,
                 Err(e) => {
                     warn!(provision_id = id, "could not fetch the provision: {e}");
-                    Fetched::Failed(e.to_string())
+                    Fetched::Failed
                 }
             };
             found.insert(id, outcome);
@@ -127,7 +127,7 @@ impl<'a> Fetcher<'a> {
             for provision in page.provisions {
                 if ids.binary_search(&provision.id).is_ok() && !found.contains_key(&provision.id) {
                     seen += 1;
-                    found.insert(provision.id, Fetched::Found(provision));
+                    found.insert(provision.id, Fetched::Found(Box::new(provision)));
                 }
             }
             url = page.older_url;

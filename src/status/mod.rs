@@ -25,12 +25,12 @@ use crate::paths::{PathUse, check_distinct, check_ours_or_absent};
 use uuid::Uuid;
 
 use crate::bunq::Provision;
-use crate::cli::{ApiArgs, parse_duration, parse_rate};
+use crate::cli::{ApiArgs, QuietArgs, parse_duration, parse_rate};
 use crate::engine::pacer::DEFAULT_GET_RATE;
 use crate::engine::{Backoff, Pacer};
+use crate::exit::Exit;
 use crate::ledger::{LedgerError, now_timestamp, read_held_provisions};
 use crate::report::{Progress, ProgressStyleSpec};
-use crate::run::{EXIT_INTERRUPTED, EXIT_OK, EXIT_ROWS_FAILED};
 use fetch::{Fetched, Fetcher, RequestCounts};
 
 /// Exit codes of `status`, shown under its --help.
@@ -102,9 +102,8 @@ pub struct StatusArgs {
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
 
-    /// No progress display.
-    #[arg(short, long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub progress: QuietArgs,
 
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
@@ -200,6 +199,7 @@ impl Category {
     }
 
     /// Rows that need no attention.
+    #[cfg(test)]
     pub fn is_ok(self) -> bool {
         matches!(self, Category::Ready | Category::Active)
     }
@@ -343,14 +343,14 @@ pub fn apply(rows: &mut [RowState], fetched: &HashMap<u64, Fetched>, checked_at:
                         "bunq holds this provision id under another external_uuid"
                     );
                 }
-                row.seen = Seen::Found(Box::new(provision.clone()));
+                row.seen = Seen::Found(provision.clone());
                 row.checked_at = checked_at.to_string();
             }
             Fetched::NotFound => {
                 row.seen = Seen::NotFound;
                 row.checked_at = checked_at.to_string();
             }
-            Fetched::Failed(_) => {
+            Fetched::Failed => {
                 if !matches!(row.seen, Seen::Found(_)) {
                     row.seen = Seen::Unreachable;
                 }
@@ -420,13 +420,13 @@ impl CategoryCounts {
 
 /// Exit code (see [`StatusArgs`]): without --watch pending rows are fine, with --watch they
 /// mean the timeout came first.
-pub fn exit_code(counts: &CategoryCounts, watch: bool, interrupted: bool) -> u8 {
+pub fn exit_code(counts: &CategoryCounts, watch: bool, interrupted: bool) -> Exit {
     if interrupted {
-        EXIT_INTERRUPTED
+        Exit::Interrupted
     } else if counts.not_ok() > 0 || (watch && counts.pending > 0) {
-        EXIT_ROWS_FAILED
+        Exit::RowsFailed
     } else {
-        EXIT_OK
+        Exit::Ok
     }
 }
 
@@ -491,7 +491,7 @@ pub struct StatusSummary {
     pub watch: bool,
     pub timed_out: bool,
     pub interrupted: bool,
-    pub exit_code: u8,
+    pub exit_code: Exit,
 }
 
 impl StatusSummary {
@@ -627,7 +627,7 @@ fn check_paths(args: &StatusArgs, out: &Path) -> Result<(), StatusError> {
 }
 
 /// Runs the command; the exit code is decided here, fatal errors go up as `Err` (exit 2).
-pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Result<u8> {
+pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Result<Exit> {
     let out = args
         .out
         .clone()
@@ -641,7 +641,7 @@ pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Resu
             Some(state)
         })
         .collect();
-    if rows.is_empty() && !args.quiet {
+    if rows.is_empty() && !args.progress.quiet {
         crate::output::stderr_line(&format!(
             "{} has no provisioned rows; nothing to follow",
             args.results.display()
@@ -663,7 +663,7 @@ pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Resu
         .map(|t| Instant::now() + t);
     let past_deadline = || deadline.is_some_and(|d| Instant::now() >= d);
     let stop = || interrupt.is_cancelled() || past_deadline();
-    let mut progress = watch_progress(args.quiet || !args.watch, rows.len() as u64);
+    let mut progress = watch_progress(args.progress.quiet || !args.watch, rows.len() as u64);
     let mut polls = 0u64;
     let mut timed_out = false;
     loop {
@@ -733,7 +733,7 @@ pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Resu
     };
     if args.json {
         crate::output::stdout_line(&serde_json::to_string(&summary)?);
-    } else if !args.quiet || summary.exit_code != EXIT_OK {
+    } else if !args.progress.quiet || summary.exit_code != Exit::Ok {
         crate::output::stderr(&summary.to_text());
     }
     Ok(summary.exit_code)

@@ -95,30 +95,34 @@ fn status_exit_codes_depend_on_watch() {
         ..Default::default()
     };
     assert_eq!(
-        exit_code(&pending, false, false),
+        exit_code(&pending, false, false).code(),
         0,
         "pending is fine without --watch"
     );
-    assert_eq!(exit_code(&pending, true, false), 1, "pending at --timeout");
+    assert_eq!(
+        exit_code(&pending, true, false).code(),
+        1,
+        "pending at --timeout"
+    );
     let failed = CategoryCounts {
         ready: 3,
         failed: 1,
         ..Default::default()
     };
-    assert_eq!(exit_code(&failed, false, false), 1);
-    assert_eq!(exit_code(&failed, true, false), 1);
+    assert_eq!(exit_code(&failed, false, false).code(), 1);
+    assert_eq!(exit_code(&failed, true, false).code(), 1);
     let missing = CategoryCounts {
         not_found: 1,
         ..Default::default()
     };
-    assert_eq!(exit_code(&missing, false, false), 1);
+    assert_eq!(exit_code(&missing, false, false).code(), 1);
     let done = CategoryCounts {
         ready: 2,
         active: 1,
         ..Default::default()
     };
-    assert_eq!(exit_code(&done, true, false), 0);
-    assert_eq!(exit_code(&done, true, true), 130);
+    assert_eq!(exit_code(&done, true, false).code(), 0);
+    assert_eq!(exit_code(&done, true, true).code(), 130);
 }
 
 #[test]
@@ -168,8 +172,8 @@ fn status_apply_keeps_an_earlier_answer_when_a_lookup_fails() {
         RowState::new(Uuid::from_u128(3), 3),
     ];
     let fetched: HashMap<u64, Fetched> = [
-        (1, Fetched::Failed("boom".into())),
-        (2, Fetched::Failed("boom".into())),
+        (1, Fetched::Failed),
+        (2, Fetched::Failed),
         (3, Fetched::NotFound),
     ]
     .into_iter()
@@ -304,7 +308,7 @@ fn rows_closed_by_cancel_are_cancelled_not_failures_and_reset_rows_wait_for_a_to
     assert_eq!(closed.category(), Category::CancelledOnRecord);
     let counts = CategoryCounts::of(std::slice::from_ref(&closed));
     assert_eq!((counts.cancelled_on_record, counts.not_ok()), (1, 0));
-    assert_eq!(exit_code(&counts, true, false), EXIT_OK);
+    assert_eq!(exit_code(&counts, true, false), Exit::Ok);
 
     let mut expired = found(2, provision(2, "CREATED", "NONE", Some(("EXPIRED", false))));
     assert_eq!(expired.category(), Category::CredentialExpired);

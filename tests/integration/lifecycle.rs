@@ -480,3 +480,25 @@ fn ctrl_c_mid_cancel_exits_130_with_a_compacted_file_and_a_rerun_finishes() {
     assert_eq!(code(&rerun), 0, "{}", text(&rerun));
     assert_all_cancelled_exactly_once(&work, &sim, &before);
 }
+
+#[test]
+fn regression_cancel_json_summary_into_a_closed_pipe_does_not_panic() {
+    // `cancel` printed its summary with println!, which panics when stdout is gone.
+    let sim = Sim::start(&["--no-rate-limits"]);
+    let work = Workdir::new();
+    let before = provisioned_batch(&work, &sim, 3);
+    let mut child = lifecycle_command(&work, &sim, "cancel", &["--yes", "--rate", "0", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start bunq-onboard cancel");
+    drop(child.stdout.take()); // `| true`: the reader is gone before the summary
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    assert!(
+        !String::from_utf8_lossy(&output.stderr).contains("panicked"),
+        "{}",
+        text(&output)
+    );
+    assert_all_cancelled_exactly_once(&work, &sim, &before);
+}
