@@ -82,7 +82,7 @@ pub struct ApiArgs {
 
     /// Timeout for one request, e.g. 30s. A provision POST that times out is looked up at
     /// bunq before it is ever sent again.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_request_timeout)]
     pub request_timeout: Duration,
 
     /// Least time between two session-server calls (bunq allows one per 30 s).
@@ -183,7 +183,7 @@ pub struct ProvisionArgs {
     pub dry_run: bool,
 
     /// With --dry-run: print the first N request bodies.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "dry_run")]
     pub show_payloads: usize,
 
     /// Prefix results/error cells that a spreadsheet would run as a formula (= + - @) with '.
@@ -289,11 +289,32 @@ pub fn parse_rate(text: &str) -> Result<f64, String> {
         }
         None => text.trim().parse().map_err(|_| bad())?,
     };
-    if rate.is_finite() && rate >= 0.0 {
-        Ok(rate)
-    } else {
-        Err(bad())
+    if !rate.is_finite() || rate < 0.0 {
+        return Err(bad());
     }
+    // Slower than one call an hour is a typo, not a pace (and 1e-300 would overflow the
+    // interval between calls); 0 means unpaced.
+    if rate > 0.0 && rate < MIN_RATE {
+        return Err(format!(
+            "{text:?} is slower than one call an hour; use 0 for no pacing, or a faster rate"
+        ));
+    }
+    Ok(rate)
+}
+
+/// The slowest pace `parse_rate` accepts: one call an hour.
+const MIN_RATE: f64 = 1.0 / 3600.0;
+
+/// A request timeout of at least 100 ms: `0s` made every request time out (and each row
+/// drag through its retries) instead of being refused.
+pub(crate) fn parse_request_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = parse_duration(text)?;
+    if timeout < Duration::from_millis(100) {
+        return Err(format!(
+            "{text:?} is too short for a request to bunq; use at least 100ms (default 30s)"
+        ));
+    }
+    Ok(timeout)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -391,6 +412,42 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn regression_a_vanishing_rate_panicked_instead_of_being_refused() {
+        for rate in ["1e-300", "1/1e300", "0.0001"] {
+            assert!(parse_rate(rate).is_err(), "{rate}");
+        }
+        assert_eq!(parse_rate("0").unwrap(), 0.0);
+        assert_eq!(parse_rate("1/3600").unwrap(), 1.0 / 3600.0);
+        assert_eq!(parse_rate("5/3").unwrap(), 5.0 / 3.0);
+    }
+
+    #[test]
+    fn regression_a_zero_request_timeout_was_accepted() {
+        assert!(parse_request_timeout("0s").is_err());
+        assert!(parse_request_timeout("50ms").is_err());
+        assert_eq!(
+            parse_request_timeout("300ms").unwrap(),
+            Duration::from_millis(300)
+        );
+    }
+
+    #[test]
+    fn regression_show_payloads_without_dry_run_provisioned_for_real() {
+        let refused =
+            Cli::try_parse_from(["bunq-onboard", "provision", "u.csv", "--show-payloads", "3"]);
+        assert!(refused.is_err());
+        let dry = Cli::try_parse_from([
+            "bunq-onboard",
+            "provision",
+            "u.csv",
+            "--dry-run",
+            "--show-payloads",
+            "3",
+        ]);
+        assert!(dry.is_ok());
     }
 
     /// Each command's help ends with two or three examples, and each parses as written (shell

@@ -58,6 +58,13 @@ pub enum PathClash {
         path: PathBuf,
         folder: PathBuf,
     },
+    #[error(
+        "{name} {path} is not a regular file (a device, pipe or folder); bunq-onboard writes \
+         only files. Nothing was written"
+    )]
+    NotAFile { name: &'static str, path: PathBuf },
+    #[error("{name} -: an output cannot go to standard output; name a file. Nothing was written")]
+    Dash { name: &'static str },
 }
 
 /// Refuses the first pair of uses that name one file where at least one of them writes it,
@@ -65,6 +72,17 @@ pub enum PathClash {
 /// and looking rows up). `-` (standard input) names no file and is skipped.
 pub fn check_distinct(uses: &[PathUse<'_>]) -> Result<(), PathClash> {
     for used in uses.iter().filter(|u| u.access == Access::Write) {
+        if used.path.as_os_str() == "-" {
+            return Err(PathClash::Dash { name: used.name });
+        }
+        // Following symlinks: a link to /dev/null is a device too. Replacing or chmod-ing a
+        // device node (as root) would break the machine for everyone.
+        if std::fs::metadata(used.path).is_ok_and(|m| !m.is_file()) {
+            return Err(PathClash::NotAFile {
+                name: used.name,
+                path: used.path.to_path_buf(),
+            });
+        }
         let folder = match used.path.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
             _ => Path::new("."),
@@ -116,7 +134,7 @@ pub struct ForeignFile {
     pub first_line: String,
 }
 
-/// Refuses to replace an existing, non-empty file unless its header names every column of
+/// Refuses to replace an existing, non-empty file unless its header ends with the columns of
 /// `header`: a file this tool wrote before (whatever delimiter a spreadsheet saved it with).
 /// It catches the slip no path comparison can, such as `status --out users.csv`: the input of
 /// another command, or any file the operator did not mean.
@@ -142,9 +160,13 @@ pub fn check_ours_or_absent(
         .split([',', ';', '\t', '|'])
         .map(|cell| cell.trim().trim_matches('"').trim().to_ascii_lowercase())
         .collect();
-    if header
-        .iter()
-        .all(|column| cells.iter().any(|cell| cell == column))
+    // Our files end with these columns in this order: an error file with `line,error` after
+    // the input's own columns, so a results file (which has both, elsewhere) is not one.
+    if cells.len() >= header.len()
+        && cells[cells.len() - header.len()..]
+            .iter()
+            .zip(header)
+            .all(|(cell, column)| cell == column)
     {
         return Ok(());
     }
@@ -369,12 +391,40 @@ mod tests {
     }
 
     #[test]
-    fn standard_input_names_no_file() {
+    fn standard_input_names_no_file_and_is_no_output() {
         let dash = Path::new("-");
-        check_distinct(&[
+        check_distinct(&[PathUse::read("the input", dash)]).unwrap();
+        let refused = check_distinct(&[
             PathUse::read("the input", dash),
             PathUse::write("--out", dash),
         ])
-        .unwrap();
+        .unwrap_err();
+        assert!(
+            matches!(refused, PathClash::Dash { name: "--out" }),
+            "{refused:?}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn devices_and_folders_are_never_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        for output in [Path::new("/dev/null"), dir.path()] {
+            let refused = check_distinct(&[PathUse::write("--results", output)]).unwrap_err();
+            assert!(matches!(refused, PathClash::NotAFile { .. }), "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn a_results_file_is_not_an_error_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("precious.results.csv");
+        let results_header = "line,external_uuid,pointer_type,pointer_value,status,provision_id,\
+                              error,attempts,updated_at\n";
+        std::fs::write(&path, results_header).unwrap();
+        let error_columns = ["line", "error"];
+        assert!(check_ours_or_absent("--errors", &path, "an error file", &error_columns).is_err());
+        std::fs::write(&path, "email,name,line,error\n").unwrap();
+        check_ours_or_absent("--errors", &path, "an error file", &error_columns).unwrap();
     }
 }
