@@ -65,13 +65,16 @@ fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
 pub fn interrupt_on_signals() -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
+    // Installed now, not when the task first runs: on the single-threaded runtime that is only
+    // after the caller yields, and a signal during key generation would kill the process.
+    let mut signals = Signals::listen();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.next().await;
         crate::output::stderr_line(
             "\ninterrupted: finishing the rows in flight and writing the results (Ctrl-C again to quit at once)",
         );
         cancel.cancel();
-        wait_for_signal().await;
+        signals.next().await;
         crate::output::stderr_line(
             "interrupted twice: quitting now; rerun to continue, finished rows are saved",
         );
@@ -80,27 +83,48 @@ pub fn interrupt_on_signals() -> CancellationToken {
     token
 }
 
-/// The next Ctrl-C, SIGTERM or SIGHUP. Each call listens anew, so the first signal is not
-/// seen again by the second call.
+/// The next Ctrl-C, SIGTERM or SIGHUP from now on.
 async fn wait_for_signal() {
+    Signals::listen().next().await;
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP (the terminal closed), caught from the moment they are created:
+/// tokio installs the handlers when a listener is made, not when it is first awaited.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut terminate), Ok(mut hangup)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-            _ = hangup.recv() => {}
+    listeners: Option<[tokio::signal::unix::Signal; 3]>,
+}
+
+impl Signals {
+    fn listen() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listeners = (|| {
+                Some([
+                    signal(SignalKind::interrupt()).ok()?,
+                    signal(SignalKind::terminate()).ok()?,
+                    signal(SignalKind::hangup()).ok()?,
+                ])
+            })();
+            Signals { listeners }
+        }
+        #[cfg(not(unix))]
+        {
+            Signals {}
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some([interrupt, terminate, hangup]) = &mut self.listeners {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+                _ = hangup.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }

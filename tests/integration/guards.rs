@@ -366,3 +366,35 @@ fn a_results_file_given_as_the_input_is_refused() {
     );
     assert_eq!(sim.stat("provision_posts"), posts);
 }
+
+#[test]
+fn regression_a_signal_during_key_generation_killed_the_run_instead_of_draining_it() {
+    // The handlers used to be installed by a task that ran only when the single-threaded
+    // runtime first yielded, after the RSA key of a fresh context was generated.
+    let sim = Sim::start(&["--no-rate-limits", "--latency-ms", "50"]);
+    let work = Workdir::new();
+    work.write("users.csv", &users_csv(3));
+    let child = work
+        .provision_command(&sim, "users.csv", FAST)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The lock is taken after the handlers are installed and before the context is made.
+    let lock = work.path("results.csv.lock");
+    for _ in 0..2500 {
+        if lock.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(lock.exists(), "the run never took its lock");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = wait_with_timeout(child);
+    assert_eq!(code(&output), 130, "{}", text(&output));
+    assert_eq!(sim.stat("provision_posts"), 0);
+}
