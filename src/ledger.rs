@@ -328,7 +328,7 @@ fn read_pointer_owners(
         else {
             continue;
         };
-        let value = crate::input::excel_unescape(value.trim());
+        let value = recorded_pointer_value(kind, value);
         owners.push(PointerOwner {
             pointer: crate::input::pointer_fingerprint(kind.trim(), &value),
             position: u32::try_from(position).unwrap_or(u32::MAX),
@@ -457,13 +457,45 @@ fn read_record(reader: &mut LogReader, record: &mut csv::StringRecord) -> bool {
     loop {
         match reader.read_byte_record(&mut bytes) {
             Ok(more) => {
-                *record = csv::StringRecord::from_byte_record_lossy(bytes);
+                *record = decode_record(bytes);
                 return more;
             }
             Err(e) if e.is_io_error() => return false,
             Err(_) => continue,
         }
     }
+}
+
+/// A row as text. Not UTF-8 means a spreadsheet re-saved the file in its own code page:
+/// Windows-1252, as for inputs. Decoding it as such (not lossily) keeps `jörg@bücher.de`
+/// recognisable for the cross-run duplicate check, and compaction writes it back as UTF-8.
+fn decode_record(bytes: csv::ByteRecord) -> csv::StringRecord {
+    match csv::StringRecord::from_byte_record(bytes) {
+        Ok(record) => record,
+        Err(error) => error
+            .into_byte_record()
+            .iter()
+            .map(|field| {
+                encoding_rs::WINDOWS_1252
+                    .decode_without_bom_handling(field)
+                    .0
+            })
+            .collect(),
+    }
+}
+
+/// The value a results row says was sent to bunq, as the duplicate key reads it: our own
+/// `'` prefix (`--excel-safe`) removed, and the `+` a spreadsheet drops from a phone number
+/// it took for a number (`+31612345678` saved as `31612345678`) put back: the file only ever
+/// holds E.164 numbers.
+fn recorded_pointer_value<'a>(kind: &str, value: &'a str) -> std::borrow::Cow<'a, str> {
+    let value = crate::input::excel_unescape(value.trim());
+    if kind.trim().eq_ignore_ascii_case("PHONE_NUMBER")
+        && value.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return std::borrow::Cow::Owned(format!("+{value}"));
+    }
+    value
 }
 
 /// The delimiter of a results file, sniffed from its header line like an input's: `,` as
@@ -699,7 +731,8 @@ impl LedgerWriter {
                 .has_headers(false)
                 .delimiter(self.delimiter)
                 .from_reader(File::open(&path)?);
-            // Bytes, copied as they are: a row a spreadsheet re-encoded keeps its bytes.
+            // A row a spreadsheet re-encoded in Windows-1252 is written back as UTF-8, like
+            // every row this run appends (see `decode_record`).
             let mut record = csv::ByteRecord::new();
             for (offset, line_override) in plan.rows {
                 let mut position = csv::Position::new();
@@ -710,6 +743,9 @@ impl LedgerWriter {
                     .map_err(io::Error::other)?
                 {
                     continue;
+                }
+                if std::str::from_utf8(record.as_slice()).is_err() {
+                    record = decode_record(std::mem::take(&mut record)).into_byte_record();
                 }
                 match line_override {
                     Some(line) => {

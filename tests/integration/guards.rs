@@ -398,3 +398,51 @@ fn regression_a_signal_during_key_generation_killed_the_run_instead_of_draining_
     assert_eq!(code(&output), 130, "{}", text(&output));
     assert_eq!(sim.stat("provision_posts"), 0);
 }
+
+#[test]
+fn regression_a_results_file_resaved_by_a_spreadsheet_let_one_person_be_provisioned_twice() {
+    let sim = Sim::start(&["--no-rate-limits"]);
+    let work = Workdir::new();
+    work.write(
+        "first.csv",
+        "email,phone_number,name\njörg@bücher.de,,Jörg\n,+31 6 2345 6789,Piet\n",
+    );
+    let first = work.provision(&sim, "first.csv", FAST);
+    assert_eq!(code(&first), 0, "{}", text(&first));
+
+    // A Dutch spreadsheet saves it back: Windows-1252, `;`, and the phone taken for a number.
+    let results = std::fs::read_to_string(work.path("results.csv")).unwrap();
+    let resaved = results.replace(',', ";").replace(";+31", ";31");
+    let (cp1252, _, unmappable) = encoding_rs::WINDOWS_1252.encode(&resaved);
+    assert!(!unmappable);
+    std::fs::write(work.path("results.csv"), &cp1252).unwrap();
+
+    work.write(
+        "second.csv",
+        &format!(
+            "external_uuid,email,phone_number,name\n{},JÖRG@BÜCHER.DE,,Jörg\n{},,+31623456789,Piet\n",
+            uuid_for(50),
+            uuid_for(51)
+        ),
+    );
+    let second = work.provision(&sim, "second.csv", FAST);
+    assert_eq!(code(&second), 1, "{}", text(&second));
+    let rows = work.results();
+    for uuid in [uuid_for(50), uuid_for(51)] {
+        let row = rows.iter().find(|r| r["external_uuid"] == uuid).unwrap();
+        assert_eq!(row["status"], "invalid", "{row:?}");
+        assert!(
+            row["error"].contains("already provisioned under"),
+            "{row:?}"
+        );
+    }
+    assert_eq!(
+        sim.provisions_by_uuid().len(),
+        2,
+        "one provision per person"
+    );
+    assert!(
+        rows.iter().any(|r| r["pointer_value"] == "jörg@bücher.de"),
+        "compaction wrote the re-saved rows back as UTF-8: {rows:?}"
+    );
+}
