@@ -189,8 +189,11 @@ pub struct ResumeIndex {
     /// instead of a separate list of skipped rows.
     skipped_lines: Vec<AtomicU32>,
     /// The pointers of provisioned rows, for the cross-run duplicate check; see
-    /// [`ResumeIndex::provisioned_pointer_owners`].
-    pointers: Vec<PointerOwner>,
+    /// [`ResumeIndex::provisioned_pointer_owners`]. Read only when a run may send a row: a
+    /// resume with everything done never holds them (16 bytes a row).
+    pointers: std::sync::OnceLock<Vec<PointerOwner>>,
+    /// The results file, for reading `pointers`.
+    path: PathBuf,
     /// Sorted uuids whose provision `cancel` closed or began to close: also in
     /// `provisioned` (they are never sent again), but reported as cancelled.
     cancelled: Vec<u128>,
@@ -230,18 +233,34 @@ impl ResumeIndex {
 
     /// The users an earlier run provisioned with this pointer (by
     /// [`crate::input::pointer_fingerprint`]): their uuid and the input line the results file
-    /// recorded. Usually none or one.
-    pub fn provisioned_pointer_owners(&self, pointer: u64) -> impl Iterator<Item = (Uuid, u64)> {
-        let start = self
-            .pointers
-            .partition_point(|entry| entry.pointer < pointer);
-        self.pointers[start..]
+    /// recorded. Usually none or one. Reads the pointers first if no one has yet.
+    pub fn provisioned_pointer_owners(
+        &self,
+        pointer: u64,
+    ) -> Result<Vec<(Uuid, u64)>, LedgerError> {
+        self.load_pointer_owners()?;
+        let pointers = self.pointers.get().map_or(&[][..], Vec::as_slice);
+        let start = pointers.partition_point(|entry| entry.pointer < pointer);
+        Ok(pointers[start..]
             .iter()
-            .take_while(move |entry| entry.pointer == pointer)
+            .take_while(|entry| entry.pointer == pointer)
             .map(|entry| {
                 let (uuid, _) = self.provisioned.0[entry.position as usize];
                 (Uuid::from_u128(uuid), u64::from(entry.line))
             })
+            .collect())
+    }
+
+    /// Reads the provisioned rows' pointers (a second read of the results file) unless done:
+    /// a run that will send rows calls it up front, off the async runtime.
+    pub fn load_pointer_owners(&self) -> Result<(), LedgerError> {
+        if self.pointers.get().is_some() || self.provisioned.is_empty() {
+            return Ok(());
+        }
+        let owners = read_pointer_owners(&self.path, &self.provisioned)?;
+        // Two callers may race here; both read the same file, either result will do.
+        let _ = self.pointers.set(owners);
+        Ok(())
     }
 
     pub fn provisioned_count(&self) -> usize {
@@ -250,7 +269,10 @@ impl ResumeIndex {
 
     /// Loads the index from a results file; a missing file is an empty index.
     pub fn load(path: &Path) -> Result<Self, LedgerError> {
-        let mut index = ResumeIndex::default();
+        let mut index = ResumeIndex {
+            path: path.to_path_buf(),
+            ..ResumeIndex::default()
+        };
         let Some((mut reader, torn_tail)) = open_log_reader(path)? else {
             return Ok(index);
         };
@@ -286,9 +308,7 @@ impl ResumeIndex {
         index.skipped_lines = (0..index.provisioned.len())
             .map(|_| AtomicU32::new(0))
             .collect();
-        if !index.provisioned.is_empty() {
-            index.pointers = read_pointer_owners(path, &index.provisioned)?;
-        }
+        index.path = path.to_path_buf();
         Ok(index)
     }
 }
@@ -1033,9 +1053,7 @@ mod tests {
         let first = row(2, 1, RowStatus::Provisioned, Some(11));
         let pointer = crate::input::pointer_fingerprint(&first.pointer_type, &first.pointer_value);
         assert_eq!(
-            index
-                .provisioned_pointer_owners(pointer)
-                .collect::<Vec<_>>(),
+            index.provisioned_pointer_owners(pointer).unwrap(),
             vec![(Uuid::from_u128(1), 2)]
         );
         let hashes = scan_provisioned_hashes(&path).unwrap();

@@ -125,6 +125,14 @@ pub async fn run(
     // input), so every such row is looked up before its first POST: here in bulk, or one by
     // one by the worker for rows the bulk scan could not settle.
     unknown.retain(|&uuid| index.provision_id(&uuid::Uuid::from_u128(uuid)).is_none());
+    // Rows may be sent: the cross-run duplicate check needs the provisioned pointers. Read
+    // them now, off the runtime; a resume with nothing to send never pays for them.
+    if !unknown.is_empty() {
+        let index = index.clone();
+        tokio::task::spawn_blocking(move || index.load_pointer_owners())
+            .await
+            .map_err(|e| EngineError::TaskFailed(e.to_string()))??;
+    }
 
     let counters = Arc::new(RequestCounters::default());
     let post_pacer = Arc::new(Pacer::new(options.post_rate));

@@ -184,9 +184,20 @@ impl Worker {
         let pointer = &user.pointer;
         let fingerprint =
             crate::input::pointer_fingerprint(pointer.pointer_type.as_str(), &pointer.value);
-        let (owner, line) = self
-            .index
-            .provisioned_pointer_owners(fingerprint)
+        let owners = match self.index.provisioned_pointer_owners(fingerprint) {
+            Ok(owners) => owners,
+            Err(e) => {
+                return Some(Settled::Done {
+                    status: RowStatus::Failed,
+                    finish: Finish::Failed,
+                    provision_id: None,
+                    error: format!("not sent: the one-user-one-provision check failed: {e}"),
+                    attempts: 0,
+                });
+            }
+        };
+        let (owner, line) = owners
+            .into_iter()
             .find(|&(owner, _)| owner != user.external_uuid)?;
         Some(Settled::Done {
             status: RowStatus::Invalid,
