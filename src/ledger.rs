@@ -194,6 +194,9 @@ pub struct ResumeIndex {
     pointers: std::sync::OnceLock<Vec<PointerOwner>>,
     /// The results file, for reading `pointers`.
     path: PathBuf,
+    /// Beside each provisioned entry: a 32-bit hash of its pointer (0 = unknown), so a row
+    /// that reuses a provisioned uuid for another person is caught even when nothing is sent.
+    pointer_hashes: Vec<u32>,
     /// Sorted uuids whose provision `cancel` closed or began to close: also in
     /// `provisioned` (they are never sent again), but reported as cancelled.
     cancelled: Vec<u128>,
@@ -263,6 +266,15 @@ impl ResumeIndex {
         Ok(())
     }
 
+    /// True when the results file holds this uuid as provisioned for another pointer (by
+    /// [`crate::input::pointer_fingerprint`]): the uuid was reused for another person.
+    pub fn uuid_holds_another_pointer(&self, uuid: &Uuid, pointer: u64) -> bool {
+        self.provisioned
+            .position(uuid.as_u128())
+            .and_then(|i| self.pointer_hashes.get(i))
+            .is_some_and(|&recorded| recorded != 0 && recorded != pointer_hash32(pointer))
+    }
+
     pub fn provisioned_count(&self) -> usize {
         self.provisioned.len()
     }
@@ -308,7 +320,9 @@ impl ResumeIndex {
         index.skipped_lines = (0..index.provisioned.len())
             .map(|_| AtomicU32::new(0))
             .collect();
-        index.path = path.to_path_buf();
+        if !index.provisioned.is_empty() {
+            index.pointer_hashes = read_pointer_hashes(path, &index.provisioned)?;
+        }
         Ok(index)
     }
 }
@@ -359,6 +373,37 @@ fn read_pointer_owners(
     owners.dedup_by_key(|owner| (owner.pointer, owner.position));
     owners.shrink_to_fit();
     Ok(owners)
+}
+
+/// Second read of a results file: [`pointer_hash32`] of each provisioned entry's pointer, by
+/// its position in `provisioned` (4 bytes a row).
+fn read_pointer_hashes(path: &Path, provisioned: &ProvisionIds) -> Result<Vec<u32>, LedgerError> {
+    let mut hashes = vec![0u32; provisioned.len()];
+    let Some((mut reader, _)) = open_log_reader(path)? else {
+        return Ok(hashes);
+    };
+    let mut record = csv::StringRecord::new();
+    while read_record(&mut reader, &mut record) {
+        let Some(fields) = KeyFields::parse(&record) else {
+            continue;
+        };
+        let (RowStatus::Provisioned, Some(uuid)) = (fields.status, fields.external_uuid) else {
+            continue;
+        };
+        if let (Some(position), Some(kind), Some(value)) =
+            (provisioned.position(uuid), record.get(2), record.get(3))
+        {
+            let value = recorded_pointer_value(kind, value);
+            let pointer = crate::input::pointer_fingerprint(kind.trim(), &value);
+            hashes[position] = pointer_hash32(pointer);
+        }
+    }
+    Ok(hashes)
+}
+
+/// 32 bits of a pointer fingerprint, never 0 (0 marks "not known").
+fn pointer_hash32(pointer: u64) -> u32 {
+    ((pointer >> 32) as u32).max(1)
 }
 
 /// A 32-bit hash of a uuid, for [`scan_provisioned_hashes`].

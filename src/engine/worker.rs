@@ -76,6 +76,27 @@ impl Worker {
             }
         };
         let uuid = user.external_uuid;
+        let pointer = crate::input::pointer_fingerprint(
+            user.pointer.pointer_type.as_str(),
+            &user.pointer.value,
+        );
+        if self.index.uuid_holds_another_pointer(&uuid, pointer) {
+            // The uuid was reused for another person: skipping it would lose this user, and a
+            // lookup would record the other person's provision as this one's.
+            let error = format!(
+                "external_uuid: {uuid} is already provisioned for another email or phone number \
+                 in {}; give this user an external_uuid of its own",
+                self.options.results.display()
+            );
+            let row = user_row(line, &user, RowStatus::Invalid, None, error, 0);
+            self.send(Event::Finished {
+                row,
+                finish: Finish::Invalid(Rule::UuidTakenByAnotherUser),
+                cells: Some(cells),
+            })
+            .await;
+            return;
+        }
         if self.index.is_cancelled(&uuid) {
             // Deliberately cancelled (`cancel`): never recreated, whatever this input says.
             let event = match self.index.provision_id(&uuid) {

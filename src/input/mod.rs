@@ -251,10 +251,13 @@ pub enum Rule {
     /// The pointer is already provisioned under another external_uuid by an earlier run
     /// recorded in the results file: one user, one provision, across runs too.
     ProvisionedUnderAnotherUuid,
+    /// The external_uuid is already provisioned for another email or phone number by an
+    /// earlier run recorded in the results file: the uuid was reused for another person.
+    UuidTakenByAnotherUser,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 14] = [
+    pub const ALL: [Rule; 15] = [
         Rule::WrongFieldCount,
         Rule::MissingValue,
         Rule::BadUuid,
@@ -269,6 +272,7 @@ impl Rule {
         Rule::EmptyName,
         Rule::TooLong,
         Rule::ProvisionedUnderAnotherUuid,
+        Rule::UuidTakenByAnotherUser,
     ];
 
     /// Stable kebab-case name.
@@ -288,6 +292,7 @@ impl Rule {
             Rule::EmptyName => "empty-name",
             Rule::TooLong => "too-long",
             Rule::ProvisionedUnderAnotherUuid => "provisioned-under-another-uuid",
+            Rule::UuidTakenByAnotherUser => "uuid-taken-by-another-user",
         }
     }
 }

@@ -446,3 +446,38 @@ fn regression_a_results_file_resaved_by_a_spreadsheet_let_one_person_be_provisio
         "compaction wrote the re-saved rows back as UTF-8: {rows:?}"
     );
 }
+
+#[test]
+fn regression_a_reused_external_uuid_made_another_person_count_as_done() {
+    let sim = Sim::start(&["--no-rate-limits"]);
+    let work = Workdir::new();
+    let reused = uuid_for(7);
+    work.write(
+        "x.csv",
+        &format!("external_uuid,email,name\n{reused},xavier@example.com,Xavier\n"),
+    );
+    let first = work.provision(&sim, "x.csv", FAST);
+    assert_eq!(code(&first), 0, "{}", text(&first));
+    work.write(
+        "y.csv",
+        &format!("external_uuid,email,name\n{reused},yvonne@example.com,Yvonne\n"),
+    );
+    let second = work.provision(&sim, "y.csv", FAST);
+    assert_eq!(code(&second), 1, "{}", text(&second));
+    let rows = work.results();
+    let yvonne = rows
+        .iter()
+        .find(|r| r["pointer_value"] == "yvonne@example.com")
+        .expect("yvonne has a row");
+    assert_eq!(yvonne["status"], "invalid", "{yvonne:?}");
+    assert!(
+        yvonne["error"].contains("already provisioned for another"),
+        "{yvonne:?}"
+    );
+    let xavier = rows
+        .iter()
+        .find(|r| r["pointer_value"] == "xavier@example.com")
+        .expect("xavier's record is kept");
+    assert_eq!(xavier["status"], "provisioned");
+    assert_eq!(sim.provisions_by_uuid()[&reused].len(), 1);
+}
