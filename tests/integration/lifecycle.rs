@@ -655,6 +655,34 @@ fn regression_cancel_and_reset_expired_against_another_environment_touched_its_u
 }
 
 #[test]
+fn regression_provision_after_cancel_and_a_lost_results_file_recorded_the_cancelled_as_provisioned()
+{
+    let sim = Sim::start(&["--no-rate-limits"]);
+    let work = Workdir::new();
+    let before = provisioned_batch(&work, &sim, 4);
+    let cancelled = cancel(&work, &sim, &["--yes", "--rate", "0"]);
+    assert_eq!(code(&cancelled), 0, "{}", text(&cancelled));
+    let posts = sim.stat("provision_posts");
+
+    std::fs::remove_file(work.path("results.csv")).unwrap();
+    let again = work.provision(&sim, "users.csv", &["--rate", "0", "--json"]);
+    assert_eq!(code(&again), 0, "{}", text(&again));
+    let summary = json(&again);
+    assert_eq!(summary["cancelled"], 4, "{summary}");
+    assert_eq!(sim.stat("provision_posts"), posts, "no POST: {summary}");
+    let ids: HashMap<String, String> = before
+        .iter()
+        .map(|r| (r["external_uuid"].clone(), r["provision_id"].clone()))
+        .collect();
+    let after = work.results();
+    assert_eq!(after.len(), 4);
+    for row in &after {
+        assert_eq!(row["status"], "cancelled", "{row:?}");
+        assert_eq!(row["provision_id"], ids[&row["external_uuid"]], "{row:?}");
+    }
+}
+
+#[test]
 fn regression_cancel_lines_picked_a_user_of_either_input_when_two_share_a_line() {
     let sim = Sim::start(&["--no-rate-limits"]);
     let work = Workdir::new();
