@@ -6,11 +6,13 @@
 //! provision shows it closed, the row becomes `cancelled`, keeping its `provision_id`. A run
 //! killed at any moment leaves `cancelling` rows, which the next `cancel` reads at bunq before
 //! sending anything. The run holds the results file's lock and compacts it at the end, like
-//! `provision`. Layout: [`targets`] (what to cancel), [`confirm`] (asking first), [`change`]
-//! (one PUT carried to a known end, shared with `status --reset-expired`), [`summary`].
+//! `provision`. Layout: [`targets`] (what to cancel), [`confirm`] (asking first), [`owner`]
+//! (each id must be the row's user at this bunq before any PUT), [`change`] (one PUT carried
+//! to a known end, shared with `status --reset-expired`), [`summary`].
 
 pub mod change;
 pub mod confirm;
+pub mod owner;
 pub mod summary;
 pub mod targets;
 
@@ -119,6 +121,18 @@ pub enum CancelError {
     SamePath(#[from] crate::paths::PathClash),
     #[error(transparent)]
     Confirm(#[from] confirm::ConfirmError),
+    #[error(transparent)]
+    AmbiguousLine(#[from] targets::AmbiguousLine),
+    #[error(
+        "none of the {count} targeted provisions belongs to this results file's users at \
+         {base_url} (e.g. {example}); nothing was sent. Is this results file from another \
+         environment? Pass the --env/--base-url the provision run used"
+    )]
+    OtherEnvironment {
+        count: usize,
+        base_url: String,
+        example: String,
+    },
 }
 
 /// Runs the command; the exit code is decided here, fatal errors go up as `Err` (exit 2).
@@ -138,7 +152,19 @@ pub async fn run(
     // Held until this function returns: the run, compaction and the summary included.
     let _lock = lock_results(&args.results)?;
     let held = crate::ledger::read_held_provisions(&args.results).map_err(CancelError::from)?;
-    let targets = targets::select(held, args.lines.as_ref());
+    let targets = targets::select(held, args.lines.as_ref()).map_err(CancelError::from)?;
+    if targets.unmatched_lines > 0 {
+        let shown: Vec<String> = targets
+            .unmatched_examples
+            .iter()
+            .map(u64::to_string)
+            .collect();
+        crate::output::stderr_line(&format!(
+            "warning: {} of the requested --lines match no row holding a provision (first: {})",
+            targets.unmatched_lines,
+            shown.join(", ")
+        ));
+    }
     let mut summary = CancelSummary {
         targeted: targets.rows.len() as u64,
         already_cancelled: targets.already_cancelled,
@@ -152,7 +178,8 @@ pub async fn run(
         confirm::confirm(targets.rows.len(), &place(&args.api), args.yes)
             .map_err(CancelError::from)?;
         let (client, _no_simulator) = crate::run::connect(&args.api, false).await?;
-        cancel_rows(&args, client, targets.rows, &interrupt, &mut summary).await?;
+        let owned = check_owners(&args, &client, targets.rows, &interrupt, &mut summary).await?;
+        cancel_rows(&args, client, owned, &interrupt, &mut summary).await?;
     }
     summary.elapsed_secs = started.elapsed().as_secs_f64();
     if summary.failed > 0 || summary.unfinished > 0 {
@@ -171,6 +198,70 @@ pub async fn run(
         crate::output::stderr(&summary.to_text());
     }
     Ok(summary.exit_code())
+}
+
+/// Keeps the rows whose provision bunq holds under the row's own external_uuid (see
+/// [`owner`]); the others are per-row failures and get no PUT. When no row passes and every
+/// refusal is proof (another owner, or no such id), the file is from elsewhere: fatal.
+async fn check_owners(
+    args: &CancelArgs,
+    client: &BunqClient,
+    rows: Vec<ResultRow>,
+    interrupt: &CancellationToken,
+    summary: &mut CancelSummary,
+) -> Result<Vec<ResultRow>, CancelError> {
+    let pacer = Pacer::new(Some(args.lookup_rate.unwrap_or(DEFAULT_GET_RATE)).filter(|r| *r > 0.0));
+    let (fetched, counts) = owner::fetch_owners(
+        client,
+        &pacer,
+        args.max_attempts,
+        args.backoff.backoff(),
+        rows.iter().filter_map(|row| row.provision_id),
+        &|| interrupt.is_cancelled(),
+    )
+    .await;
+    summary.get_requests += counts.list_requests + counts.get_requests;
+    summary.rate_limited += counts.rate_limited;
+    summary.retries += counts.retries;
+    let base_url = api_base_url(&args.api);
+    let mut owned = Vec::with_capacity(rows.len());
+    let mut refused = Vec::new();
+    for row in rows {
+        let Some(id) = row.provision_id else { continue };
+        // Not read because of Ctrl-C: left for the next run, like any unfinished row.
+        let Some(fetched) = fetched.get(&id) else {
+            summary.unfinished += 1;
+            continue;
+        };
+        match owner::refusal(fetched, id, row.external_uuid, &base_url) {
+            None => owned.push(row),
+            Some(refusal) => refused.push((row.line, refusal)),
+        }
+    }
+    if owned.is_empty() && !refused.is_empty() && refused.iter().all(|(_, r)| r.is_foreign()) {
+        return Err(CancelError::OtherEnvironment {
+            count: refused.len(),
+            base_url,
+            example: refused[0].1.message().to_string(),
+        });
+    }
+    for (line, refusal) in refused {
+        tracing::warn!(line, "{}", refusal.message());
+        summary.failed += 1;
+        if summary.failures.len() < FAILURES_SHOWN {
+            summary
+                .failures
+                .push(format!("line {line}: {}", refusal.message()));
+        }
+    }
+    Ok(owned)
+}
+
+/// The API's base URL as the flags give it, for messages.
+fn api_base_url(api: &ApiArgs) -> String {
+    api.base_url
+        .clone()
+        .unwrap_or_else(|| api.env.base_url().to_string())
 }
 
 /// Where the PUTs go, for the confirmation: the environment and its URL.
@@ -410,15 +501,19 @@ async fn cancel_rows(
         return Err(error.into());
     }
     recorder.ledger.compact_in_file_order()?;
+    // Added to what the owner check already counted (its refusals and reads).
     summary.cancelled = recorder.cancelled;
     summary.found_closed = recorder.found_closed;
-    summary.failed = recorder.failed;
-    summary.failures = recorder.failures;
-    summary.unfinished = total.saturating_sub(recorder.settled);
+    summary.failed += recorder.failed;
+    let room = FAILURES_SHOWN.saturating_sub(summary.failures.len());
+    summary
+        .failures
+        .extend(recorder.failures.into_iter().take(room));
+    summary.unfinished += total.saturating_sub(recorder.settled);
     summary.put_requests = counters.puts.load(Ordering::Relaxed);
-    summary.get_requests = counters.gets.load(Ordering::Relaxed);
-    summary.rate_limited = counters.rate_limited.load(Ordering::Relaxed);
-    summary.retries = counters.retries.load(Ordering::Relaxed);
+    summary.get_requests += counters.gets.load(Ordering::Relaxed);
+    summary.rate_limited += counters.rate_limited.load(Ordering::Relaxed);
+    summary.retries += counters.retries.load(Ordering::Relaxed);
     summary.interrupted = interrupt.is_cancelled();
     Ok(())
 }

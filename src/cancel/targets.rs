@@ -1,6 +1,7 @@
 //! Which rows of a results file a `cancel` run targets: the `--lines` selection and the
 //! latest state of each row holding a provision.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -17,6 +18,19 @@ impl LineSelection {
     pub fn contains(&self, line: u64) -> bool {
         let after = self.ranges.partition_point(|&(start, _)| start <= line);
         after > 0 && self.ranges[after - 1].1 >= line
+    }
+
+    /// How many lines the selection names.
+    pub fn count(&self) -> u64 {
+        self.ranges
+            .iter()
+            .map(|&(start, end)| end - start + 1)
+            .fold(0, u64::saturating_add)
+    }
+
+    /// The selected lines, in order.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.ranges.iter().flat_map(|&(start, end)| start..=end)
     }
 }
 
@@ -79,23 +93,69 @@ pub struct Targets {
     pub rows: Vec<ResultRow>,
     /// Selected rows already `cancelled`: nothing to send.
     pub already_cancelled: u64,
+    /// Requested `--lines` that match no row holding a provision: how many, and the first few.
+    pub unmatched_lines: u64,
+    pub unmatched_examples: Vec<u64>,
+}
+
+/// Unmatched `--lines` named in the warning; the rest are counted.
+const UNMATCHED_SHOWN: usize = 5;
+
+/// A `--lines` selection that cannot be read one way only.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "--lines {line} matches {count} users in the results file (external_uuid {uuids}): it holds \
+     rows of more than one input (e.g. an error file fed back), so a line number does not name \
+     one user; nothing was sent. Cancel the whole file, or split it by input first"
+)]
+pub struct AmbiguousLine {
+    pub line: u64,
+    pub count: usize,
+    pub uuids: String,
 }
 
 /// Picks the targets from the rows holding a provision (see
-/// [`crate::ledger::read_held_provisions`]), limited to `lines` when given.
-pub fn select(held: Vec<ResultRow>, lines: Option<&LineSelection>) -> Targets {
+/// [`crate::ledger::read_held_provisions`]), limited to `lines` when given. A selected line
+/// that two users share (rows of two inputs in one file) is refused: cancelling by line
+/// number would then hit a user nobody meant.
+pub fn select(
+    held: Vec<ResultRow>,
+    lines: Option<&LineSelection>,
+) -> Result<Targets, AmbiguousLine> {
     let mut targets = Targets::default();
+    let mut users_by_line: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
     for row in held {
         if lines.is_some_and(|lines| !lines.contains(row.line)) {
             continue;
         }
+        users_by_line
+            .entry(row.line)
+            .or_default()
+            .insert(row.external_uuid.map(|u| u.to_string()).unwrap_or_default());
         match row.status {
             RowStatus::Cancelled => targets.already_cancelled += 1,
             RowStatus::Provisioned | RowStatus::Cancelling => targets.rows.push(row),
             _ => {}
         }
     }
-    targets
+    if let Some((&line, uuids)) = users_by_line.iter().find(|(_, uuids)| uuids.len() > 1) {
+        return Err(AmbiguousLine {
+            line,
+            count: uuids.len(),
+            uuids: uuids.iter().cloned().collect::<Vec<_>>().join(", "),
+        });
+    }
+    if let Some(lines) = lines {
+        let matched = users_by_line.len() as u64;
+        targets.unmatched_lines = lines.count().saturating_sub(matched);
+        // At most `held + UNMATCHED_SHOWN` steps, however wide the ranges are.
+        targets.unmatched_examples = lines
+            .iter()
+            .filter(|line| !users_by_line.contains_key(line))
+            .take(UNMATCHED_SHOWN)
+            .collect();
+    }
+    Ok(targets)
 }
 
 #[cfg(test)]
@@ -134,9 +194,31 @@ mod tests {
             row(9, RowStatus::Provisioned),
         ];
         let lines: LineSelection = "2-4".parse().unwrap();
-        let targets = select(held, Some(&lines));
+        let targets = select(held, Some(&lines)).unwrap();
         let picked: Vec<u64> = targets.rows.iter().map(|r| r.line).collect();
         assert_eq!(picked, vec![2, 3]);
         assert_eq!(targets.already_cancelled, 1);
+    }
+
+    #[test]
+    fn a_line_two_users_share_is_refused_and_unmatched_lines_are_reported() {
+        let row = |line, uuid: u128| ResultRow {
+            line,
+            external_uuid: Some(uuid::Uuid::from_u128(uuid)),
+            pointer_type: "EMAIL".into(),
+            pointer_value: format!("u{uuid}@example.com"),
+            status: RowStatus::Provisioned,
+            provision_id: Some(uuid as u64),
+            error: String::new(),
+            attempts: 0,
+            updated_at: String::new(),
+        };
+        let held = vec![row(2, 1), row(3, 2), row(2, 3)];
+        let refused = select(held.clone(), Some(&"2".parse().unwrap())).unwrap_err();
+        assert_eq!((refused.line, refused.count), (2, 2));
+        let targets = select(held, Some(&"3-9".parse().unwrap())).unwrap();
+        assert_eq!(targets.rows.len(), 1);
+        assert_eq!(targets.unmatched_lines, 6);
+        assert_eq!(targets.unmatched_examples, vec![4, 5, 6, 7, 8]);
     }
 }

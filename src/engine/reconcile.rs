@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::pacer::Pacer;
 use super::retry::Backoff;
-use crate::bunq::{BunqClient, CallError, ListFilter};
+use crate::bunq::{BunqClient, CallError, ListFilter, Provision};
 use crate::ledger::ProvisionIds;
 
 /// bunq's page maximum (doc.bunq.com/basics/pagination).
@@ -21,7 +21,16 @@ pub const PAGE_SIZE: u32 = 200;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup {
     Exists(u64),
+    /// bunq holds the uuid's provision, but CLOSED or CANCELLED (a `cancel` whose results
+    /// file was lost): the user was deliberately undone, never to be recreated or counted as
+    /// provisioned.
+    Closed(u64),
     Absent,
+}
+
+/// CLOSED or CANCELLED: the provision was undone (docs/protocol.md §14.1).
+pub fn is_closed(provision: &Provision) -> bool {
+    matches!(provision.status.as_deref(), Some("CLOSED" | "CANCELLED"))
 }
 
 /// Looks one uuid up with the list filter, retrying what is safe to retry.
@@ -54,9 +63,12 @@ pub async fn lookup_one(
                             .as_deref()
                             .is_some_and(|u| u.eq_ignore_ascii_case(&wanted))
                     })
-                    .map(|p| p.id)
-                    .min();
-                return Ok(found.map_or(Lookup::Absent, Lookup::Exists));
+                    .min_by_key(|p| p.id);
+                return Ok(match found {
+                    None => Lookup::Absent,
+                    Some(p) if is_closed(p) => Lookup::Closed(p.id),
+                    Some(p) => Lookup::Exists(p.id),
+                });
             }
             Err(CallError::RateLimited { limit, .. }) if attempt < max_attempts.max(1) * 4 => {
                 pacer.on_rate_limited(limit);
@@ -79,6 +91,8 @@ pub struct BulkResult {
     pub wanted: Vec<u128>,
     /// uuids bunq already holds, with the provision id.
     pub existing: ProvisionIds,
+    /// The ids in `existing` that bunq shows CLOSED or CANCELLED (sorted).
+    pub closed_ids: Vec<u64>,
     /// The whole list was read: every wanted uuid not in `existing` is proven absent.
     pub scan_complete: bool,
     /// Requests spent.
@@ -89,6 +103,16 @@ pub struct BulkResult {
 impl BulkResult {
     pub fn existing_id(&self, uuid: &Uuid) -> Option<u64> {
         self.existing.get(uuid)
+    }
+    /// What the scan found for this uuid, if anything: [`Lookup::Closed`] when its
+    /// provision is CLOSED or CANCELLED.
+    pub fn found(&self, uuid: &Uuid) -> Option<Lookup> {
+        let id = self.existing_id(uuid)?;
+        Some(if self.closed_ids.binary_search(&id).is_ok() {
+            Lookup::Closed(id)
+        } else {
+            Lookup::Exists(id)
+        })
     }
     /// True when bunq is known not to hold this uuid: it was asked about, the scan read the
     /// whole list, and the list did not have it. Any other uuid must be looked up.
@@ -127,6 +151,7 @@ async fn scan_list(
 ) -> BulkResult {
     let mut result = BulkResult::default();
     let mut existing = Vec::new();
+    let mut closed = Vec::new();
     let mut found = vec![false; wanted.len()];
     let mut found_count = 0usize;
     let mut url = Some(client.list_url(&ListFilter {
@@ -144,7 +169,7 @@ async fn scan_list(
                 pages = result.pages,
                 "stopping the list scan: per-row lookups are cheaper for the rest"
             );
-            return finish(result, existing, false);
+            return finish(result, existing, closed, false);
         }
         pacer.acquire().await;
         result.requests += 1;
@@ -167,6 +192,9 @@ async fn scan_list(
                             found_count += 1;
                         }
                         existing.push((wanted[i], provision.id));
+                        if is_closed(provision) {
+                            closed.push(provision.id);
+                        }
                     }
                 }
                 url = page.older_url;
@@ -178,7 +206,7 @@ async fn scan_list(
                     warn!(
                         "the list scan keeps hitting bunq's rate limit; falling back to per-row lookups"
                     );
-                    return finish(result, existing, false);
+                    return finish(result, existing, closed, false);
                 }
             }
             Err(e)
@@ -192,7 +220,7 @@ async fn scan_list(
                 warn!(
                     "the list scan failed ({e}); the rows it did not reach are looked up one by one"
                 );
-                return finish(result, existing, false);
+                return finish(result, existing, closed, false);
             }
         }
     }
@@ -201,11 +229,18 @@ async fn scan_list(
         found = found_count,
         "list scan complete"
     );
-    finish(result, existing, true)
+    finish(result, existing, closed, true)
 }
 
-fn finish(mut result: BulkResult, existing: Vec<(u128, u64)>, complete: bool) -> BulkResult {
+fn finish(
+    mut result: BulkResult,
+    existing: Vec<(u128, u64)>,
+    mut closed: Vec<u64>,
+    complete: bool,
+) -> BulkResult {
     result.existing = ProvisionIds::from_unsorted(existing);
+    closed.sort_unstable();
+    result.closed_ids = closed;
     result.scan_complete = complete;
     result
 }

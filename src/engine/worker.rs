@@ -141,14 +141,10 @@ impl Worker {
         }
         let span = info_span!("row", line, external_uuid = %uuid);
         let settled = async {
-            if let Some(id) = self.bulk.existing_id(&uuid) {
-                return Settled::Done {
-                    status: RowStatus::Provisioned,
-                    finish: Finish::Reconciled,
-                    provision_id: Some(id),
-                    error: String::new(),
-                    attempts: 0,
-                };
+            match self.bulk.found(&uuid) {
+                Some(Lookup::Exists(id)) => return done_provisioned(Finish::Reconciled, id, 0),
+                Some(Lookup::Closed(id)) => return done_closed(id, 0),
+                Some(Lookup::Absent) | None => {}
             }
             if let Some(problem) = self.provisioned_under_another_uuid(&user) {
                 return problem;
@@ -157,10 +153,14 @@ impl Worker {
             let needs_lookup = !self.bulk.is_absent(&uuid);
             if self.options.dry_run {
                 // Read-only: a row the bulk scan could not settle is looked up one by one.
-                if let (true, Some(client)) = (needs_lookup, &self.client)
-                    && let Ok(Lookup::Exists(id)) = self.lookup(client, uuid).await
-                {
-                    return done_provisioned(Finish::Reconciled, id, 0);
+                if let (true, Some(client)) = (needs_lookup, &self.client) {
+                    match self.lookup(client, uuid).await {
+                        Ok(Lookup::Exists(id)) => {
+                            return done_provisioned(Finish::Reconciled, id, 0);
+                        }
+                        Ok(Lookup::Closed(id)) => return done_closed(id, 0),
+                        Ok(Lookup::Absent) | Err(_) => {}
+                    }
                 }
                 self.show_payload(&user);
                 return Settled::Done {
@@ -272,6 +272,7 @@ impl Worker {
                     Ok(Lookup::Exists(id)) => {
                         return done_provisioned(Finish::Reconciled, id, attempts);
                     }
+                    Ok(Lookup::Closed(id)) => return done_closed(id, attempts),
                     Ok(Lookup::Absent) => needs_lookup = false,
                     Err(e) => {
                         // Unknown state and no way to check: sending could create a duplicate.
@@ -321,6 +322,7 @@ impl Worker {
                     Ok(Lookup::Exists(id)) => {
                         return done_provisioned(Finish::Reconciled, id, attempts);
                     }
+                    Ok(Lookup::Closed(id)) => return done_closed(id, attempts),
                     Ok(Lookup::Absent) => return done_failed(last_error, attempts),
                     Err(e) => {
                         return done_failed(
@@ -360,6 +362,7 @@ impl Worker {
                         Ok(Lookup::Exists(id)) => {
                             done_provisioned(Finish::Reconciled, id, attempts)
                         }
+                        Ok(Lookup::Closed(id)) => done_closed(id, attempts),
                         Ok(Lookup::Absent) => done_failed(last_error, attempts),
                         Err(e) => done_failed(
                             format!("{last_error}; the lookup that followed failed: {e}"),
@@ -430,6 +433,19 @@ fn done_provisioned(finish: Finish, id: u64, attempts: u32) -> Settled {
     Settled::Done {
         status: RowStatus::Provisioned,
         finish,
+        provision_id: Some(id),
+        error: String::new(),
+        attempts,
+    }
+}
+
+/// bunq holds the user's provision CLOSED or CANCELLED: it was undone on purpose (a `cancel`
+/// whose results file is gone), so the row is `cancelled`, never sent and never counted as
+/// provisioned; the summary counts it with the skipped-cancelled rows.
+fn done_closed(id: u64, attempts: u32) -> Settled {
+    Settled::Done {
+        status: RowStatus::Cancelled,
+        finish: Finish::AlreadyCancelled,
         provision_id: Some(id),
         error: String::new(),
         attempts,

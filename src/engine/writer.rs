@@ -36,7 +36,8 @@ pub enum Finish {
     WouldProvision,
     /// Dry run: the results file already has the row as provisioned.
     AlreadyProvisioned,
-    /// Dry run: the results file has the row as cancelled.
+    /// The results file has the row as cancelled (dry run), or a lookup found its provision
+    /// CLOSED or CANCELLED at bunq: recorded `cancelled`, counted with the skipped-cancelled.
     AlreadyCancelled,
 }
 

@@ -126,6 +126,16 @@ pub enum StatusError {
         "the credentials file {0} already exists and is never overwritten; move it away or pass another --credentials-out"
     )]
     CredentialsExist(PathBuf),
+    #[error(
+        "{count} provisions of this results file belong to other external_uuids at {base_url} \
+         and none to its users (e.g. {example}); nothing was reset or written. Pass the \
+         --env/--base-url the provision run used"
+    )]
+    OtherEnvironment {
+        count: usize,
+        base_url: String,
+        example: String,
+    },
     #[error("could not write the credentials file {path}: {source}")]
     WriteCredentials {
         path: PathBuf,
@@ -211,6 +221,10 @@ pub enum Seen {
     Unchecked,
     Found(Box<Provision>),
     NotFound,
+    /// bunq holds this provision id under another external_uuid (or none): not this row's
+    /// user, so it is never reset and its token never written (a results file from another
+    /// environment). The text says so.
+    OtherOwner(String),
     /// Every attempt failed and nothing was known before.
     Unreachable,
 }
@@ -253,7 +267,7 @@ impl RowState {
                 Category::CredentialExpired if self.reset_requested => Category::Pending,
                 category => category,
             },
-            Seen::NotFound => Category::NotFound,
+            Seen::NotFound | Seen::OtherOwner(_) => Category::NotFound,
             Seen::Unchecked | Seen::Unreachable => Category::Unknown,
         }
     }
@@ -266,6 +280,7 @@ impl RowState {
                 p.sub_status.clone().unwrap_or_default(),
             ),
             Seen::NotFound => ("NOT_FOUND".into(), String::new()),
+            Seen::OtherOwner(_) => ("OTHER_EXTERNAL_UUID".into(), String::new()),
             Seen::Unchecked | Seen::Unreachable => ("UNKNOWN".into(), String::new()),
         }
     }
@@ -325,24 +340,30 @@ pub fn unsettled_ids(rows: &[RowState]) -> Vec<u64> {
 }
 
 /// Folds one round's answers into the rows. A failed lookup keeps what an earlier round
-/// found (with its older `checked_at`) rather than forgetting it.
-pub fn apply(rows: &mut [RowState], fetched: &HashMap<u64, Fetched>, checked_at: &str) {
+/// found (with its older `checked_at`) rather than forgetting it. A provision bunq holds
+/// under another external_uuid is not this row's: it is kept apart ([`Seen::OtherOwner`]).
+pub fn apply(
+    rows: &mut [RowState],
+    fetched: &HashMap<u64, Fetched>,
+    checked_at: &str,
+    base_url: &str,
+) {
     for row in rows.iter_mut() {
         let Some(outcome) = fetched.get(&row.provision_id) else {
             continue;
         };
         match outcome {
+            Fetched::Found(provision) if !crate::cancel::owner::owned_by(provision, row.uuid) => {
+                let text = format!(
+                    "provision {} belongs to another external_uuid at {base_url}: is this \
+                     results file from another environment?",
+                    row.provision_id
+                );
+                tracing::warn!(results_uuid = %row.uuid, "{text}");
+                row.seen = Seen::OtherOwner(text);
+                row.checked_at = checked_at.to_string();
+            }
             Fetched::Found(provision) => {
-                if let Some(uuid) = provision.external_uuid.as_deref()
-                    && Uuid::parse_str(uuid).ok() != Some(row.uuid)
-                {
-                    tracing::warn!(
-                        provision_id = row.provision_id,
-                        results_uuid = %row.uuid,
-                        bunq_uuid = uuid,
-                        "bunq holds this provision id under another external_uuid"
-                    );
-                }
                 row.seen = Seen::Found(provision.clone());
                 row.checked_at = checked_at.to_string();
             }
@@ -626,6 +647,27 @@ fn check_paths(args: &StatusArgs, out: &Path) -> Result<(), StatusError> {
     Ok(())
 }
 
+/// `--reset-expired` is fatal before any reset when not one row's provision is this file's
+/// user at `base_url` and at least one id belongs to someone else there: the file is from
+/// another environment.
+fn refuse_other_environment(rows: &[RowState], base_url: &str) -> Result<(), StatusError> {
+    let mut foreign = rows.iter().filter_map(|r| match &r.seen {
+        Seen::OtherOwner(text) => Some(text),
+        _ => None,
+    });
+    let Some(example) = foreign.next() else {
+        return Ok(());
+    };
+    if rows.iter().any(|r| matches!(r.seen, Seen::Found(_))) {
+        return Ok(());
+    }
+    Err(StatusError::OtherEnvironment {
+        count: 1 + foreign.count(),
+        base_url: base_url.to_string(),
+        example: example.clone(),
+    })
+}
+
 /// Runs the command; the exit code is decided here, fatal errors go up as `Err` (exit 2).
 pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Result<Exit> {
     let out = args
@@ -648,6 +690,11 @@ pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Resu
         ));
     }
     let (client, _no_simulator) = crate::run::connect(&args.api, false).await?;
+    let base_url = args
+        .api
+        .base_url
+        .clone()
+        .unwrap_or_else(|| args.api.env.base_url().to_string());
     let pacer = Pacer::new(Some(args.rate.unwrap_or(DEFAULT_GET_RATE)).filter(|r| *r > 0.0));
     let mut fetcher = Fetcher::new(&client, &pacer, Backoff::default(), args.max_attempts);
     let mut resetter = args.reset_expired.then(|| {
@@ -671,7 +718,10 @@ pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Resu
         if !ids.is_empty() || polls == 0 {
             polls += 1;
             let fetched = fetcher.fetch(&ids, &stop).await;
-            apply(&mut rows, &fetched, &now_timestamp());
+            apply(&mut rows, &fetched, &now_timestamp(), &base_url);
+            if polls == 1 && args.reset_expired {
+                refuse_other_environment(&rows, &base_url)?;
+            }
         }
         if let Some(resetter) = &mut resetter {
             resetter.reset_expired(&client, &mut rows, &interrupt).await;

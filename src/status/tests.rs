@@ -178,7 +178,7 @@ fn status_apply_keeps_an_earlier_answer_when_a_lookup_fails() {
     ]
     .into_iter()
     .collect();
-    apply(&mut rows, &fetched, "later");
+    apply(&mut rows, &fetched, "later", "http://127.0.0.1:1");
     assert_eq!(rows[0].category(), Category::Pending);
     assert_eq!(rows[0].checked_at, "2026-01-01T09:00:00Z");
     assert_eq!(rows[1].category(), Category::Unknown);

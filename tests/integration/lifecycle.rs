@@ -11,6 +11,18 @@ use crate::support::*;
 /// `bunq-onboard <subcommand> results.csv` with the harness's conventions: the test key in the
 /// environment, the provision run's context file, no session wait, fast backoff.
 fn lifecycle_command(work: &Workdir, sim: &Sim, subcommand: &str, extra: &[&str]) -> Command {
+    command_with_context(work, sim, "context.json", subcommand, extra)
+}
+
+/// As [`lifecycle_command`] with another context file: a context belongs to one bunq URL, so
+/// a second simulator needs its own.
+fn command_with_context(
+    work: &Workdir,
+    sim: &Sim,
+    context: &str,
+    subcommand: &str,
+    extra: &[&str],
+) -> Command {
     let mut command = Command::new(binary());
     command
         .current_dir(work.dir.path())
@@ -19,7 +31,7 @@ fn lifecycle_command(work: &Workdir, sim: &Sim, subcommand: &str, extra: &[&str]
         .arg(subcommand)
         .arg(work.path("results.csv"))
         .args(["--base-url", &sim.base_url])
-        .args(["--context", work.path("context.json").to_str().unwrap()])
+        .args(["--context", work.path(context).to_str().unwrap()])
         .args(["--session-min-interval", "0s"])
         .args(extra)
         .stdin(Stdio::null());
@@ -501,4 +513,226 @@ fn regression_cancel_json_summary_into_a_closed_pipe_does_not_panic() {
         text(&output)
     );
     assert_all_cancelled_exactly_once(&work, &sim, &before);
+}
+
+/// Provisions `users` (indexes for [`uuid_for`]) one at a time, so the simulator hands out its
+/// ids in this order, into `results` of `work`.
+fn provision_in_order(work: &Workdir, sim: &Sim, results: &str, users: &[usize]) {
+    let mut csv = String::from("external_uuid,email,name\n");
+    for &i in users {
+        csv.push_str(&format!("{},user{i}@example.com,User {i}\n", uuid_for(i)));
+    }
+    let input = format!("{results}.input.csv");
+    work.write(&input, &csv);
+    let output = run_with_timeout(work.provision_command_to(
+        sim,
+        &input,
+        results,
+        &["--rate", "0", "--concurrency", "1"],
+    ));
+    assert_eq!(code(&output), 0, "{}", text(&output));
+}
+
+#[test]
+fn regression_cancel_with_a_results_file_of_another_simulator_cancelled_other_users_there() {
+    // `here` made the results file; `there` hands out the same ids, the first two to the same
+    // users and the third to somebody else. Only what bunq holds under the row's own
+    // external_uuid may be cancelled.
+    let here = Sim::start(&["--no-rate-limits"]);
+    let there = Sim::start(&["--no-rate-limits"]);
+    let work = Workdir::new();
+    provision_in_order(&work, &here, "results.csv", &[0, 1, 2]);
+    provision_in_order(&Workdir::new(), &there, "results.csv", &[0, 1, 50]);
+    let before = work.results();
+    let stranger = &sim_by_id(&there)[&before[2]["provision_id"]];
+    assert_eq!(
+        stranger["external_uuid"],
+        uuid_for(50),
+        "same id, other user"
+    );
+
+    let output = command_with_context(
+        &work,
+        &there,
+        "there.context.json",
+        "cancel",
+        &["--yes", "--rate", "0", "--json"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(code(&output), 1, "{}", text(&output));
+    let summary = json(&output);
+    assert_eq!(summary["cancelled"], 2, "{summary}");
+    assert_eq!(summary["failed"], 1, "{summary}");
+    assert_eq!(
+        summary["put_requests"], 2,
+        "no PUT for the stranger: {summary}"
+    );
+    let expected = format!(
+        "line 4: provision {} belongs to another external_uuid at {}: is this results file \
+         from another environment?",
+        before[2]["provision_id"], there.base_url
+    );
+    assert_eq!(summary["failures"][0], expected.as_str(), "{summary}");
+
+    let at_there = sim_by_id(&there);
+    let after = work.results();
+    for (row, old) in after.iter().zip(&before) {
+        let mine = row["external_uuid"] != uuid_for(2);
+        let status = if mine { "cancelled" } else { "provisioned" };
+        assert_eq!(row["status"], status, "{row:?}");
+        let closed = at_there[&old["provision_id"]]["status"] == "CLOSED";
+        assert_eq!(closed, mine, "{row:?}");
+    }
+    assert_eq!(here.stat("put_requests"), 0);
+}
+
+#[test]
+fn regression_cancel_and_reset_expired_against_another_environment_touched_its_users() {
+    // Every id of the results file belongs to another user at `there`, whose credentials have
+    // expired: cancel and --reset-expired are both refused before any PUT.
+    let here = Sim::start(&["--no-rate-limits"]);
+    let there = Sim::start(&["--no-rate-limits", "--credential-ttl-secs", "0"]);
+    let work = Workdir::new();
+    provision_in_order(&work, &here, "results.csv", &[0, 1, 2]);
+    provision_in_order(&Workdir::new(), &there, "results.csv", &[60, 61, 62]);
+    let results_before = std::fs::read_to_string(work.path("results.csv")).unwrap();
+    let at_there = |command: &str, extra: &[&str]| {
+        command_with_context(&work, &there, "there.context.json", command, extra)
+            .output()
+            .unwrap()
+    };
+
+    let cancel = at_there("cancel", &["--yes", "--rate", "0"]);
+    assert_eq!(code(&cancel), 2, "{}", text(&cancel));
+    let stderr = String::from_utf8_lossy(&cancel.stderr);
+    assert!(
+        stderr.contains("none of the 3 targeted provisions belongs to this results file's users")
+            && stderr.contains("belongs to another external_uuid at")
+            && stderr.contains(&there.base_url),
+        "{stderr}"
+    );
+
+    let credentials = work.path("credentials.csv");
+    let reset = at_there(
+        "status",
+        &[
+            "--reset-expired",
+            "--rate",
+            "0",
+            "--put-rate",
+            "0",
+            "--credentials-out",
+            credentials.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&reset), 2, "{}", text(&reset));
+    let stderr = String::from_utf8_lossy(&reset.stderr);
+    assert!(
+        stderr.contains("belong to other external_uuids") && stderr.contains(&there.base_url),
+        "{stderr}"
+    );
+
+    assert_eq!(
+        there.stat("put_requests"),
+        0,
+        "nothing was changed at the other place"
+    );
+    assert!(!credentials.exists(), "no stranger's token is written");
+    assert_eq!(
+        std::fs::read_to_string(work.path("results.csv")).unwrap(),
+        results_before
+    );
+    // The plain check, which changes nothing, still reports them: not this file's users.
+    let plain = at_there("status", &["--rate", "0"]);
+    assert_eq!(code(&plain), 1, "{}", text(&plain));
+    let status_file = std::fs::read_to_string(work.path("results.status.csv")).unwrap();
+    assert_eq!(
+        status_file.matches("OTHER_EXTERNAL_UUID").count(),
+        3,
+        "{status_file}"
+    );
+}
+
+#[test]
+fn regression_provision_after_cancel_and_a_lost_results_file_recorded_the_cancelled_as_provisioned()
+{
+    let sim = Sim::start(&["--no-rate-limits"]);
+    let work = Workdir::new();
+    let before = provisioned_batch(&work, &sim, 4);
+    let cancelled = cancel(&work, &sim, &["--yes", "--rate", "0"]);
+    assert_eq!(code(&cancelled), 0, "{}", text(&cancelled));
+    let posts = sim.stat("provision_posts");
+
+    std::fs::remove_file(work.path("results.csv")).unwrap();
+    let again = work.provision(&sim, "users.csv", &["--rate", "0", "--json"]);
+    assert_eq!(code(&again), 0, "{}", text(&again));
+    let summary = json(&again);
+    assert_eq!(summary["cancelled"], 4, "{summary}");
+    assert_eq!(sim.stat("provision_posts"), posts, "no POST: {summary}");
+    let ids: HashMap<String, String> = before
+        .iter()
+        .map(|r| (r["external_uuid"].clone(), r["provision_id"].clone()))
+        .collect();
+    let after = work.results();
+    assert_eq!(after.len(), 4);
+    for row in &after {
+        assert_eq!(row["status"], "cancelled", "{row:?}");
+        assert_eq!(row["provision_id"], ids[&row["external_uuid"]], "{row:?}");
+    }
+}
+
+#[test]
+fn regression_cancel_lines_picked_a_user_of_either_input_when_two_share_a_line() {
+    let sim = Sim::start(&["--no-rate-limits"]);
+    let work = Workdir::new();
+    // Line 3 is invalid; its fix is fed back, so it becomes line 2 of the error file.
+    work.write(
+        "users.csv",
+        &format!(
+            "external_uuid,email,name\n{},a@example.com,A\n{},not-an-email,B\n",
+            uuid_for(0),
+            uuid_for(1)
+        ),
+    );
+    let first = work.provision(
+        &sim,
+        "users.csv",
+        &["--rate", "0", "--errors", "errors.csv"],
+    );
+    assert_eq!(code(&first), 1, "{}", text(&first));
+    let fixed = std::fs::read_to_string(work.path("errors.csv"))
+        .unwrap()
+        .replace("not-an-email", "b@example.com");
+    work.write("errors.csv", &fixed);
+    let second = work.provision(&sim, "errors.csv", &["--rate", "0"]);
+    assert_eq!(code(&second), 0, "{}", text(&second));
+    let on_line_2 = work.results().iter().filter(|r| r["line"] == "2").count();
+    assert_eq!(on_line_2, 2, "two users share line 2: {:?}", work.results());
+    let results_before = std::fs::read_to_string(work.path("results.csv")).unwrap();
+
+    let refused = cancel(&work, &sim, &["--lines", "2", "--yes", "--rate", "0"]);
+    assert_eq!(code(&refused), 2, "{}", text(&refused));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("--lines 2 matches 2 users")
+            && stderr.contains(&uuid_for(0))
+            && stderr.contains(&uuid_for(1))
+            && stderr.contains("nothing was sent"),
+        "{stderr}"
+    );
+    assert_eq!(sim.stat("put_requests"), 0);
+    assert_eq!(
+        std::fs::read_to_string(work.path("results.csv")).unwrap(),
+        results_before
+    );
+
+    let unmatched = cancel(&work, &sim, &["--lines", "3,7", "--dry-run"]);
+    assert_eq!(code(&unmatched), 0, "{}", text(&unmatched));
+    let stderr = String::from_utf8_lossy(&unmatched.stderr);
+    assert!(
+        stderr
+            .contains("2 of the requested --lines match no row holding a provision (first: 3, 7)"),
+        "{stderr}"
+    );
 }
