@@ -361,6 +361,17 @@ pub enum InputError {
         "{path}: the quoted cell that opens on line {line} is never closed, so the rest of the file would be read as one cell; nothing was sent. Close or remove that \" and run again"
     )]
     UnterminatedQuote { path: PathBuf, line: u64 },
+    #[error(
+        "{path}: columns {first_position} ({first:?}) and {second_position} ({second:?}) both \
+         mean the same field; keep one of them"
+    )]
+    DuplicateColumn {
+        path: PathBuf,
+        first: String,
+        first_position: usize,
+        second: String,
+        second_position: usize,
+    },
     #[error("{path} is empty: expected a header line such as `email,name`")]
     Empty { path: PathBuf },
     #[error(

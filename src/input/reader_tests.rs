@@ -853,3 +853,20 @@ fn many_rows_stream_through_valid() {
     eprintln!("{rows} rows, {valid} valid in {:?}", started.elapsed());
     assert_eq!(valid, rows);
 }
+
+#[test]
+fn regression_a_second_column_for_one_field_was_silently_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    for header in ["email,name,email", "phone,phone_number", "Email, EMAIL "] {
+        let path = write_file(&dir, "two.csv", format!("{header}\n").as_bytes());
+        let error = UserReader::open(&path, &InputOptions::default()).unwrap_err();
+        assert!(
+            matches!(error, InputError::DuplicateColumn { .. }),
+            "{header}: {error:?}"
+        );
+        assert!(
+            error.to_string().contains("both mean the same field"),
+            "{error}"
+        );
+    }
+}

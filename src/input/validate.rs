@@ -174,7 +174,18 @@ impl RowChecker {
                 Column::Name => &mut layout.name,
                 Column::Products => &mut layout.products,
             };
-            slot.get_or_insert(index);
+            // Two columns for one field (`email,email`, or `phone` beside `phone_number`): which
+            // one holds the user is anybody's guess, so the file is refused, not half read.
+            if let Some(first) = *slot {
+                return Err(InputError::DuplicateColumn {
+                    path: path.to_owned(),
+                    first: column_names[first].clone(),
+                    first_position: first + 1,
+                    second: header.clone(),
+                    second_position: index + 1,
+                });
+            }
+            *slot = Some(index);
         }
         let missing = |missing: &str| InputError::MissingColumn {
             path: path.to_owned(),
