@@ -183,6 +183,9 @@ pub struct BunqClient {
     stored: StdMutex<StoredContext>,
     session: tokio::sync::RwLock<Session>,
     renewal: tokio::sync::Mutex<()>,
+    /// One more than the newest session generation some request succeeded with: a session
+    /// that served a request proves the key, so its death is bunq's expiry, not a refusal.
+    proven_generation: AtomicU64,
     pub stats: ClientStats,
 }
 
@@ -272,6 +275,7 @@ impl BunqClient {
             stored: StdMutex::new(stored),
             session: tokio::sync::RwLock::new(session),
             renewal: tokio::sync::Mutex::new(()),
+            proven_generation: AtomicU64::new(0),
             stats: ClientStats::default(),
         };
         if client.stored().device_id.is_none() {
@@ -507,9 +511,17 @@ impl BunqClient {
                         && sends < MAX_SENDS_PER_CALL =>
                 {
                     info!("bunq says the session is no longer valid; renewing it");
-                    if self.renew_session(generation).await? {
+                    // Renewing after a proven session died is not a sign of a refused key;
+                    // only renewals of sessions nobody could use count (and sends are bounded).
+                    let proven = self.proven_generation.load(Ordering::Relaxed) > generation;
+                    if self.renew_session(generation).await? && !proven {
                         own_renewals += 1;
                     }
+                }
+                Ok(bytes) => {
+                    self.proven_generation
+                        .fetch_max(generation + 1, Ordering::Relaxed);
+                    return Ok(bytes);
                 }
                 other => return other,
             }
