@@ -24,6 +24,12 @@ pub enum LockError {
         lock: PathBuf,
         holder: String,
     },
+    #[error(
+        "another bunq-onboard run is provisioning {input} (with another results file); two runs \
+         over one input could both send its users. Wait for it, or use its results file. \
+         Nothing was sent"
+    )]
+    InputHeld { input: PathBuf },
     #[error("could not lock {lock} for {results}: {source}")]
     Io {
         results: PathBuf,
@@ -91,6 +97,32 @@ pub fn lock_results(results: &Path) -> Result<RunLock, LockError> {
     Ok(RunLock { _file: file })
 }
 
+/// Takes an exclusive lock on the input file itself (its inode: inputs are never replaced by
+/// us), so two `provision` runs over one input with two different results files cannot both
+/// send its rows. Refuses at once if another run holds it. A copy of the input is another
+/// file and is not caught: one input, one results file.
+pub fn lock_input(input: &Path) -> Result<Option<RunLock>, LockError> {
+    // The results lock is the guarantee; this one only narrows a slip. A file system that
+    // cannot lock (some network mounts) is warned about, not fatal.
+    let file = match File::open(input) {
+        Ok(file) => file,
+        Err(e) => {
+            tracing::warn!("could not open {} to lock it: {e}", input.display());
+            return Ok(None);
+        }
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(Some(RunLock { _file: file })),
+        Err(TryLockError::WouldBlock) => Err(LockError::InputHeld {
+            input: input.to_path_buf(),
+        }),
+        Err(TryLockError::Error(e)) => {
+            tracing::warn!("could not lock {}: {e}", input.display());
+            Ok(None)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +141,20 @@ mod tests {
         );
         drop(held);
         lock_results(&results).expect("free again once the holder is gone");
+    }
+
+    #[test]
+    fn one_input_is_provisioned_by_one_run_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("users.csv");
+        std::fs::write(&input, "email\n").unwrap();
+        let held = lock_input(&input).unwrap().expect("locked");
+        assert!(matches!(
+            lock_input(&input),
+            Err(LockError::InputHeld { .. })
+        ));
+        drop(held);
+        assert!(lock_input(&input).unwrap().is_some());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::engine::pacer::{DEFAULT_GET_RATE, DEFAULT_POST_RATE};
 use crate::engine::{self, EngineOptions};
 use crate::exit::Exit;
 use crate::input::ERROR_FILE_COLUMNS;
-use crate::lock::lock_results;
+use crate::lock::{lock_input, lock_results};
 use crate::paths::{PathUse, check_distinct, check_ours_or_absent};
 use crate::report::shell_quote;
 use crate::sim::{SimOptions, Simulator};
@@ -294,6 +294,13 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<Exit> {
             return Ok(Exit::Interrupted);
         }
         Err(e) => return Err(e.into()),
+    };
+    // A dry run sends nothing; a real one is the only run over this input (a spooled copy is
+    // private to this run anyway).
+    let _input_lock = if args.dry_run || input.kind.is_read_once() {
+        None
+    } else {
+        lock_input(&input.path)?
     };
     let mut input_options = args.input_options.clone();
     input_options.shown_as = Some(input.shown_as.clone());

@@ -481,3 +481,49 @@ fn regression_a_reused_external_uuid_made_another_person_count_as_done() {
     assert_eq!(xavier["status"], "provisioned");
     assert_eq!(sim.provisions_by_uuid()[&reused].len(), 1);
 }
+
+#[test]
+fn regression_two_runs_over_one_input_with_two_results_files_both_sent_its_users() {
+    let sim = Sim::start(&[
+        "--no-rate-limits",
+        "--latency-ms",
+        "100",
+        "--duplicate-uuids",
+        "create",
+    ]);
+    let work = Workdir::new();
+    let rows = 30;
+    work.write("users.csv", &users_csv(rows));
+    let first = work
+        .provision_command_to(
+            &sim,
+            "users.csv",
+            "q1.csv",
+            &with_fast(&["--concurrency", "1"]),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let q1 = work.path("q1.csv");
+    for _ in 0..500 {
+        if std::fs::read_to_string(&q1).is_ok_and(|t| t.contains(",provisioned,")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = work
+        .provision_command_to(&sim, "users.csv", "q2.csv", FAST)
+        .output()
+        .unwrap();
+    assert_eq!(code(&second), 2, "{}", text(&second));
+    assert!(
+        stderr(&second).contains("another bunq-onboard run is provisioning"),
+        "{}",
+        text(&second)
+    );
+    let first = wait_with_timeout(first);
+    assert_eq!(code(&first), 0, "{}", text(&first));
+    assert_eq!(sim.stat("duplicates_created"), 0);
+    assert_eq!(sim.provisions_by_uuid().len(), rows);
+}
