@@ -175,6 +175,29 @@ fn unsafe_character(address: &str) -> Option<String> {
     None
 }
 
+/// The first character no display name may hold, as a message: controls (NUL, line breaks),
+/// the bidirectional overrides and isolates that make text read backwards, line and paragraph
+/// separators, private-use, unassigned and surrogate code points. Joiners (U+200C, U+200D)
+/// and other format characters that scripts and emoji need stay allowed.
+pub(super) fn unsafe_name_character(name: &str) -> Option<String> {
+    let categories = CodePointMapData::<GeneralCategory>::new();
+    name.chars().find_map(|c| {
+        let kind = match categories.get(c) {
+            GeneralCategory::Control => "a control character",
+            GeneralCategory::Format if matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}') => {
+                "a bidirectional override"
+            }
+            GeneralCategory::PrivateUse => "a private-use character",
+            GeneralCategory::Unassigned => "an unassigned code point",
+            GeneralCategory::Surrogate => "a surrogate code point",
+            GeneralCategory::LineSeparator => "a line separator",
+            GeneralCategory::ParagraphSeparator => "a paragraph separator",
+            _ => return None,
+        };
+        Some(format!("contains {} ({kind})", code_point(c)))
+    })
+}
+
 fn missing_at_sign(address: &str) -> String {
     for (lookalike, name) in [('\u{FF20}', "full-width"), ('\u{FE6B}', "small")] {
         if address.contains(lookalike) {

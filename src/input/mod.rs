@@ -254,10 +254,13 @@ pub enum Rule {
     /// The external_uuid is already provisioned for another email or phone number by an
     /// earlier run recorded in the results file: the uuid was reused for another person.
     UuidTakenByAnotherUser,
+    /// The name holds a control character, a bidirectional override or another character no
+    /// display name should carry to bunq.
+    UnsafeName,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 15] = [
+    pub const ALL: [Rule; 16] = [
         Rule::WrongFieldCount,
         Rule::MissingValue,
         Rule::BadUuid,
@@ -273,6 +276,7 @@ impl Rule {
         Rule::TooLong,
         Rule::ProvisionedUnderAnotherUuid,
         Rule::UuidTakenByAnotherUser,
+        Rule::UnsafeName,
     ];
 
     /// Stable kebab-case name.
@@ -293,6 +297,7 @@ impl Rule {
             Rule::TooLong => "too-long",
             Rule::ProvisionedUnderAnotherUuid => "provisioned-under-another-uuid",
             Rule::UuidTakenByAnotherUser => "uuid-taken-by-another-user",
+            Rule::UnsafeName => "unsafe-name",
         }
     }
 }

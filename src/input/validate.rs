@@ -554,6 +554,14 @@ impl RowChecker {
                 return Err(self.too_long(column, cell));
             }
             if !cell.is_empty() {
+                if let Some(problem) = super::email::unsafe_name_character(cell) {
+                    let column_name = &self.column_names[column];
+                    return Err(self.finding(
+                        column,
+                        Rule::UnsafeName,
+                        format!("{column_name}: {} {problem}", quoted(cell)),
+                    ));
+                }
                 return Ok(cell.to_owned());
             }
         }
