@@ -175,7 +175,8 @@ fn unsafe_character(address: &str) -> Option<String> {
     None
 }
 
-/// The first character no display name may hold, as a message: controls (NUL, line breaks),
+/// The first character no display name may hold, as a message: controls (NUL, escape; line
+/// breaks and tabs a spreadsheet cell may hold are kept),
 /// the bidirectional overrides and isolates that make text read backwards, line and paragraph
 /// separators, private-use, unassigned and surrogate code points. Joiners (U+200C, U+200D)
 /// and other format characters that scripts and emoji need stay allowed.
@@ -183,6 +184,8 @@ pub(super) fn unsafe_name_character(name: &str) -> Option<String> {
     let categories = CodePointMapData::<GeneralCategory>::new();
     name.chars().find_map(|c| {
         let kind = match categories.get(c) {
+            // A spreadsheet cell may hold a name on two lines (Alt+Enter); kept as written.
+            GeneralCategory::Control if matches!(c, '\r' | '\n' | '\t') => return None,
             GeneralCategory::Control => "a control character",
             GeneralCategory::Format if matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}') => {
                 "a bidirectional override"

@@ -872,26 +872,33 @@ fn regression_a_second_column_for_one_field_was_silently_ignored() {
 }
 
 #[test]
-fn regression_names_with_controls_and_bidi_overrides_were_sent_to_bunq() {
+fn regression_names_with_nul_or_bidi_overrides_were_sent_to_bunq() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_file(
         &dir,
         "names.csv",
-        "email,name\na@example.com,\"Jan\nJansen\"\nb@example.com,Bob\u{202E}evil\nc@example.com,Zo\u{200D}ë فاطمه\u{200C}\n"
+        "email,name\na@example.com,\"Jan\nJansen\"\nb@example.com,Bob\u{202E}evil\nc@example.com,Zo\u{200D}ë فاطمه\u{200C}\nd@example.com,Nu\u{0}l\n"
             .as_bytes(),
     );
     let rows = read_all(&path, &InputOptions::default());
+    // A name on two lines (a spreadsheet cell with Alt+Enter) and joiners are fine.
     assert_eq!(
         rules(&rows),
         vec![
-            (2, Some(Rule::UnsafeName)),
+            (2, None),
             (4, Some(Rule::UnsafeName)),
-            (5, None)
+            (5, None),
+            (6, Some(Rule::UnsafeName))
         ]
     );
     let message = &rows[1].checked.as_ref().unwrap_err().message;
     assert!(
         message.contains("U+202E (a bidirectional override)"),
+        "{message}"
+    );
+    let message = &rows[3].checked.as_ref().unwrap_err().message;
+    assert!(
+        message.contains("U+0000 (a control character)"),
         "{message}"
     );
 }
