@@ -35,6 +35,25 @@ pub fn replace(path: &Path, write: impl FnOnce(&File) -> io::Result<()>) -> io::
     Ok(())
 }
 
+/// Takes group and other access away from an existing file that holds tokens or personal
+/// data (copied with `cp`, restored from a backup, made by hand). Returns the mode it had when
+/// it was changed, for the caller's warning.
+#[cfg(unix)]
+pub(crate) fn restrict_to_owner(path: &Path) -> io::Result<Option<u32>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 == 0 {
+        return Ok(None);
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(Some(mode & 0o777))
+}
+
+#[cfg(not(unix))]
+pub(crate) fn restrict_to_owner(_path: &Path) -> io::Result<Option<u32>> {
+    Ok(None)
+}
+
 #[cfg(unix)]
 fn set_owner_only(file: &File) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;

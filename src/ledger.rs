@@ -671,6 +671,14 @@ impl LedgerWriter {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(path).map_err(open_error)?;
+        // An existing file others can read (copied, restored, made by another tool) holds the
+        // same customers' contact details as a new one: owner only, with a word.
+        if let Some(mode) = crate::atomic_file::restrict_to_owner(path).map_err(open_error)? {
+            tracing::warn!(
+                "the results file {} could be read by other users (mode {mode:o}); it is now 0600",
+                path.display()
+            );
+        }
         let complete_len = complete_length(&mut file).map_err(open_error)?;
         // Rows are appended in the file's own delimiter, so a file a spreadsheet re-saved
         // with `;` stays one dialect (compaction writes it back with `,`).

@@ -186,31 +186,18 @@ impl ContextStore {
 
 /// A context file others can read (copied with `cp`, restored from a backup, made by hand) is
 /// set back to 0600: it holds our private key and live tokens.
-#[cfg(unix)]
 fn tighten_if_shared(path: &std::path::Path) -> Result<(), ContextError> {
-    use std::os::unix::fs::PermissionsExt;
-    let write_error = |source| ContextError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mode = std::fs::metadata(path)
-        .map_err(write_error)?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(write_error)?;
+    let was =
+        crate::atomic_file::restrict_to_owner(path).map_err(|source| ContextError::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if let Some(mode) = was {
         tracing::warn!(
-            "the context file {} could be read by other users (mode {:o}); it is now 0600. It holds tokens and a private key: if others may have copied it, delete it to register anew",
+            "the context file {} could be read by other users (mode {mode:o}); it is now 0600. It holds tokens and a private key: if others may have copied it, delete it to register anew",
             path.display(),
-            mode & 0o777
         );
     }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn tighten_if_shared(_path: &std::path::Path) -> Result<(), ContextError> {
     Ok(())
 }
 

@@ -527,3 +527,29 @@ fn regression_two_runs_over_one_input_with_two_results_files_both_sent_its_users
     assert_eq!(sim.stat("duplicates_created"), 0);
     assert_eq!(sim.provisions_by_uuid().len(), rows);
 }
+
+#[cfg(unix)]
+#[test]
+fn regression_a_results_file_readable_by_others_stayed_so_when_a_run_had_nothing_to_do() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = Sim::start(&["--no-rate-limits"]);
+    let work = Workdir::new();
+    work.write("users.csv", &users_csv(2));
+    let first = work.provision(&sim, "users.csv", FAST);
+    assert_eq!(code(&first), 0, "{}", text(&first));
+    let results = work.path("results.csv");
+    std::fs::set_permissions(&results, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let again = work
+        .provision_command(&sim, "users.csv", FAST)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(code(&again), 0, "{}", text(&again));
+    let mode = std::fs::metadata(&results).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{}", text(&again));
+    assert!(
+        stderr(&again).contains("could be read by other users (mode 644); it is now 0600"),
+        "{}",
+        text(&again)
+    );
+}
