@@ -338,17 +338,18 @@ struct PointerOwner {
     line: u32,
 }
 
-/// Second read of a results file, once the provisioned uuids are known and sorted: where each
-/// provisioned pointer belongs. A second read costs less memory than carrying pointers through
-/// the sort of the provisioned list.
-fn read_pointer_owners(
+/// Another read of a results file, once the provisioned uuids are known and sorted: calls
+/// `each(status, position in provisioned, pointer fingerprint, recorded line)` for every row
+/// holding a provision. A second read costs less memory than carrying pointers through the
+/// sort of the provisioned list.
+fn scan_provisioned_pointers(
     path: &Path,
     provisioned: &ProvisionIds,
-) -> Result<Vec<PointerOwner>, LedgerError> {
+    mut each: impl FnMut(RowStatus, usize, u64, u64),
+) -> Result<(), LedgerError> {
     let Some((mut reader, _)) = open_log_reader(path)? else {
-        return Ok(Vec::new());
+        return Ok(());
     };
-    let mut owners = Vec::with_capacity(provisioned.len());
     let mut record = csv::StringRecord::new();
     while read_record(&mut reader, &mut record) {
         let Some(fields) = KeyFields::parse(&record) else {
@@ -357,47 +358,45 @@ fn read_pointer_owners(
         let (true, Some(uuid)) = (fields.status.holds_provision(), fields.external_uuid) else {
             continue;
         };
-        let (Some(position), Some(kind), Some(value)) =
+        if let (Some(position), Some(kind), Some(value)) =
             (provisioned.position(uuid), record.get(2), record.get(3))
-        else {
-            continue;
-        };
-        let value = recorded_pointer_value(kind, value);
-        owners.push(PointerOwner {
-            pointer: crate::input::pointer_fingerprint(kind.trim(), &value),
-            position: u32::try_from(position).unwrap_or(u32::MAX),
-            line: u32::try_from(fields.line).unwrap_or(u32::MAX),
-        });
+        {
+            let value = recorded_pointer_value(kind, value);
+            let pointer = crate::input::pointer_fingerprint(kind.trim(), &value);
+            each(fields.status, position, pointer, fields.line);
+        }
     }
+    Ok(())
+}
+
+/// Where each provisioned pointer belongs, sorted by pointer (16 bytes a row).
+fn read_pointer_owners(
+    path: &Path,
+    provisioned: &ProvisionIds,
+) -> Result<Vec<PointerOwner>, LedgerError> {
+    let mut owners = Vec::with_capacity(provisioned.len());
+    scan_provisioned_pointers(path, provisioned, |_, position, pointer, line| {
+        owners.push(PointerOwner {
+            pointer,
+            position: u32::try_from(position).unwrap_or(u32::MAX),
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+        });
+    })?;
     owners.sort_unstable();
     owners.dedup_by_key(|owner| (owner.pointer, owner.position));
     owners.shrink_to_fit();
     Ok(owners)
 }
 
-/// Second read of a results file: [`pointer_hash32`] of each provisioned entry's pointer, by
-/// its position in `provisioned` (4 bytes a row).
+/// [`pointer_hash32`] of each `provisioned` row's pointer, by its position in `provisioned`
+/// (4 bytes a row; 0 where unknown).
 fn read_pointer_hashes(path: &Path, provisioned: &ProvisionIds) -> Result<Vec<u32>, LedgerError> {
     let mut hashes = vec![0u32; provisioned.len()];
-    let Some((mut reader, _)) = open_log_reader(path)? else {
-        return Ok(hashes);
-    };
-    let mut record = csv::StringRecord::new();
-    while read_record(&mut reader, &mut record) {
-        let Some(fields) = KeyFields::parse(&record) else {
-            continue;
-        };
-        let (RowStatus::Provisioned, Some(uuid)) = (fields.status, fields.external_uuid) else {
-            continue;
-        };
-        if let (Some(position), Some(kind), Some(value)) =
-            (provisioned.position(uuid), record.get(2), record.get(3))
-        {
-            let value = recorded_pointer_value(kind, value);
-            let pointer = crate::input::pointer_fingerprint(kind.trim(), &value);
+    scan_provisioned_pointers(path, provisioned, |status, position, pointer, _| {
+        if status == RowStatus::Provisioned {
             hashes[position] = pointer_hash32(pointer);
         }
-    }
+    })?;
     Ok(hashes)
 }
 

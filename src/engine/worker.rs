@@ -146,7 +146,7 @@ impl Worker {
                 Some(Lookup::Closed(id)) => return done_closed(id, 0),
                 Some(Lookup::Absent) | None => {}
             }
-            if let Some(problem) = self.provisioned_under_another_uuid(&user) {
+            if let Some(problem) = self.provisioned_under_another_uuid(&user, pointer) {
                 return problem;
             }
             // Not provisioned on record: looked up unless the bulk scan proved it absent.
@@ -201,10 +201,12 @@ impl Worker {
     /// One user, one provision across runs: a row whose pointer an earlier run recorded as
     /// provisioned under another external_uuid is invalid (the fix-and-feed-back of a duplicate,
     /// or the same customer exported under two ids), never a second user at bunq.
-    fn provisioned_under_another_uuid(&self, user: &ValidUser) -> Option<Settled> {
+    fn provisioned_under_another_uuid(
+        &self,
+        user: &ValidUser,
+        fingerprint: u64,
+    ) -> Option<Settled> {
         let pointer = &user.pointer;
-        let fingerprint =
-            crate::input::pointer_fingerprint(pointer.pointer_type.as_str(), &pointer.value);
         let owners = match self.index.provisioned_pointer_owners(fingerprint) {
             Ok(owners) => owners,
             Err(e) => {
