@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::bunq::Backoff;
 use crate::bunq::{ApiKey, BodyFormat, Environment};
-use crate::engine::Backoff;
 use crate::input::{InputOptions, ValidateArgs};
 use crate::sim::SimOptions;
 

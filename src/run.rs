@@ -7,9 +7,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::bunq::{ApiKey, BunqClient, ClientConfig, ContextStore};
+use crate::bunq::{ApiKey, BunqClient, ClientConfig, ContextStore, Rates, RetryRules};
 use crate::cli::{ApiArgs, Cli, Command, ProvisionArgs, load_api_key};
-use crate::engine::pacer::{DEFAULT_GET_RATE, DEFAULT_POST_RATE};
 use crate::engine::{self, EngineOptions};
 use crate::exit::Exit;
 use crate::input::ERROR_FILE_COLUMNS;
@@ -134,6 +133,8 @@ impl Signals {
 pub async fn connect(
     api: &ApiArgs,
     simulate: bool,
+    rates: Rates,
+    retry: RetryRules,
 ) -> anyhow::Result<(Arc<BunqClient>, Option<Simulator>)> {
     let (base_url, key, store, simulator) = if simulate {
         let simulator = Simulator::start(
@@ -169,6 +170,8 @@ pub async fn connect(
     config.body_format = api.body_format;
     config.request_timeout = api.request_timeout;
     config.session_min_interval = api.session_min_interval;
+    config.rates = rates;
+    config.retry = retry;
     let client = BunqClient::connect(config)
         .await
         .context("connecting to bunq")?;
@@ -305,7 +308,16 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<Exit> {
     let mut input_options = args.input_options.clone();
     input_options.shown_as = Some(input.shown_as.clone());
     let (client, simulator) = if need_client {
-        let (client, simulator) = connect(&args.api, args.simulate).await?;
+        let rates = Rates {
+            posts: args.rate,
+            gets: args.lookup_rate,
+            puts: None,
+        };
+        let retry = RetryRules {
+            max_attempts: args.max_attempts,
+            backoff: args.backoff.backoff(),
+        };
+        let (client, simulator) = connect(&args.api, args.simulate, rates, retry).await?;
         (Some(client), simulator)
     } else {
         (None, None)
@@ -318,11 +330,7 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<Exit> {
         excel_safe: args.excel_safe,
         body_format: args.api.body_format,
         concurrency: usize::from(args.concurrency.concurrency),
-        post_rate: Some(args.rate.unwrap_or(DEFAULT_POST_RATE)).filter(|r| *r > 0.0),
-        lookup_rate: Some(args.lookup_rate.unwrap_or(DEFAULT_GET_RATE)).filter(|r| *r > 0.0),
-        max_attempts: args.max_attempts,
         max_errors: args.max_errors,
-        backoff: args.backoff.backoff(),
         quiet: args.progress.quiet,
         dry_run: args.dry_run,
         show_payloads: args.show_payloads,

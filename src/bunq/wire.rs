@@ -176,6 +176,17 @@ pub struct Provision {
     pub credential: Option<Credential>,
 }
 
+impl Provision {
+    /// True when bunq's provision carries `uuid` (compared as uuids, so letter case is no
+    /// matter).
+    pub fn is_owned_by(&self, uuid: uuid::Uuid) -> bool {
+        self.external_uuid
+            .as_deref()
+            .and_then(|u| uuid::Uuid::parse_str(u).ok())
+            == Some(uuid)
+    }
+}
+
 #[derive(Clone, Deserialize, Serialize, PartialEq)]
 pub struct Credential {
     #[serde(default)]

@@ -7,32 +7,27 @@
 //! killed at any moment leaves `cancelling` rows, which the next `cancel` reads at bunq before
 //! sending anything. The run holds the results file's lock and compacts it at the end, like
 //! `provision`. Layout: [`targets`] (what to cancel), [`confirm`] (asking first), [`owner`]
-//! (each id must be the row's user at this bunq before any PUT), [`change`] (one PUT carried
-//! to a known end, shared with `status --reset-expired`), [`summary`].
+//! (each id must be the row's user at this bunq before any PUT), [`summary`]; one PUT is
+//! carried to a known end by the toolkit ([`crate::bunq::ChangeOutcome`]).
 
-pub mod change;
 pub mod confirm;
 pub mod owner;
 pub mod summary;
 pub mod targets;
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::bunq::{BunqClient, ProvisionChange};
+use crate::bunq::{BunqClient, ChangeOutcome, ProvisionChange, RequestCounts};
 use crate::cli::{ApiArgs, BackoffArgs, ConcurrencyArgs, QuietArgs, parse_rate};
-use crate::engine::Pacer;
-use crate::engine::pacer::DEFAULT_GET_RATE;
 use crate::ledger::{LedgerError, LedgerWriter, ResultRow, RowStatus, now_timestamp};
 use crate::lock::lock_results;
 use crate::paths::{PathUse, check_distinct};
 use crate::report::{Progress, ProgressStyleSpec, shell_quote};
-use change::{ChangeCounters, ChangeOutcome, ChangePolicy, apply_change};
 use summary::{CancelSummary, FAILURES_SHOWN};
 use targets::LineSelection;
 
@@ -177,7 +172,16 @@ pub async fn run(
     } else if !targets.rows.is_empty() {
         confirm::confirm(targets.rows.len(), &place(&args.api), args.yes)
             .map_err(CancelError::from)?;
-        let (client, _no_simulator) = crate::run::connect(&args.api, false).await?;
+        let rates = crate::bunq::Rates {
+            posts: None,
+            gets: args.lookup_rate,
+            puts: args.rate,
+        };
+        let retry = crate::bunq::RetryRules {
+            max_attempts: args.max_attempts,
+            backoff: args.backoff.backoff(),
+        };
+        let (client, _no_simulator) = crate::run::connect(&args.api, false, rates, retry).await?;
         let owned = check_owners(&args, &client, targets.rows, &interrupt, &mut summary).await?;
         cancel_rows(&args, client, owned, &interrupt, &mut summary).await?;
     }
@@ -210,19 +214,12 @@ async fn check_owners(
     interrupt: &CancellationToken,
     summary: &mut CancelSummary,
 ) -> Result<Vec<ResultRow>, CancelError> {
-    let pacer = Pacer::new(Some(args.lookup_rate.unwrap_or(DEFAULT_GET_RATE)).filter(|r| *r > 0.0));
-    let (fetched, counts) = owner::fetch_owners(
+    let fetched = owner::fetch_owners(
         client,
-        &pacer,
-        args.max_attempts,
-        args.backoff.backoff(),
         rows.iter().filter_map(|row| row.provision_id),
         &|| interrupt.is_cancelled(),
     )
     .await;
-    summary.get_requests += counts.list_requests + counts.get_requests;
-    summary.rate_limited += counts.rate_limited;
-    summary.retries += counts.retries;
     let base_url = api_base_url(&args.api);
     let mut owned = Vec::with_capacity(rows.len());
     let mut refused = Vec::new();
@@ -343,17 +340,15 @@ impl Recorder {
     }
 }
 
-struct Shared<'a> {
+struct Shared {
     client: Arc<BunqClient>,
-    policy: ChangePolicy<'a>,
-    counters: ChangeCounters,
     recorder: Mutex<Recorder>,
     /// The first fatal problem (the results file could not be written): stops the run.
     fatal: Mutex<Option<LedgerError>>,
     stop: CancellationToken,
 }
 
-impl Shared<'_> {
+impl Shared {
     /// Records a row; `count` (the outcome's tally) is given for outcomes, `None` for intent.
     fn record(&self, row: &ResultRow, count: Option<&dyn Fn(&mut Recorder)>) -> bool {
         let mut recorder = self.recorder.lock().unwrap_or_else(|e| e.into_inner());
@@ -387,15 +382,10 @@ impl Shared<'_> {
                 return;
             }
         }
-        let (outcome, puts) = apply_change(
-            &self.client,
-            &self.policy,
-            &self.counters,
-            id,
-            ProvisionChange::Cancel,
-            unsettled_before,
-        )
-        .await;
+        let (outcome, puts) = self
+            .client
+            .change_provision(id, ProvisionChange::Cancel, unsettled_before, &self.stop)
+            .await;
         let row = match &outcome {
             ChangeOutcome::Applied | ChangeOutcome::AlreadyInEffect => {
                 stamped(&target, RowStatus::Cancelled, String::new(), puts)
@@ -455,20 +445,9 @@ async fn cancel_rows(
             plain_every: Duration::from_secs(5),
         },
     );
-    let put_pacer = Pacer::for_puts(args.rate);
-    let get_pacer =
-        Pacer::new(Some(args.lookup_rate.unwrap_or(DEFAULT_GET_RATE)).filter(|r| *r > 0.0));
     let stop = interrupt.child_token();
     let shared = Shared {
-        client,
-        policy: ChangePolicy {
-            put_pacer: &put_pacer,
-            get_pacer: &get_pacer,
-            max_attempts: args.max_attempts,
-            backoff: args.backoff.backoff(),
-            stop: &stop,
-        },
-        counters: ChangeCounters::default(),
+        client: client.clone(),
         recorder: Mutex::new(Recorder {
             ledger,
             progress,
@@ -490,10 +469,7 @@ async fn cancel_rows(
         .await;
 
     let Shared {
-        counters,
-        recorder,
-        fatal,
-        ..
+        recorder, fatal, ..
     } = shared;
     let recorder = recorder.into_inner().unwrap_or_else(|e| e.into_inner());
     recorder.progress.finish();
@@ -510,10 +486,12 @@ async fn cancel_rows(
         .failures
         .extend(recorder.failures.into_iter().take(room));
     summary.unfinished += total.saturating_sub(recorder.settled);
-    summary.put_requests = counters.puts.load(Ordering::Relaxed);
-    summary.get_requests += counters.gets.load(Ordering::Relaxed);
-    summary.rate_limited += counters.rate_limited.load(Ordering::Relaxed);
-    summary.retries += counters.retries.load(Ordering::Relaxed);
+    let counts = &client.counts;
+    summary.put_requests = RequestCounts::get(&counts.puts);
+    summary.get_requests =
+        RequestCounts::get(&counts.gets) + RequestCounts::get(&counts.list_pages);
+    summary.rate_limited = RequestCounts::get(&counts.rate_limited);
+    summary.retries = RequestCounts::get(&counts.retries);
     summary.interrupted = interrupt.is_cancelled();
     Ok(())
 }

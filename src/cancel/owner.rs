@@ -3,14 +3,12 @@
 //!
 //! A results file from another environment (or another simulator) holds ids that belong to
 //! other users there; a PUT by id alone would cancel, or reset the token of, a stranger. The
-//! provisions are read in bulk with the list scan `status` uses ([`Fetcher`]), so the check
-//! costs list pages, not one GET per row.
+//! provisions are read in bulk with the toolkit's list scanner ([`fetch_by_ids`]), so the
+//! check costs list pages, not one GET per row.
 
 use uuid::Uuid;
 
-use crate::bunq::{BunqClient, Provision};
-use crate::engine::{Backoff, Pacer};
-use crate::status::fetch::{Fetched, Fetcher, RequestCounts};
+use crate::bunq::{BunqClient, Fetched, fetch_by_ids};
 
 /// Why a row was refused; the text names the place so the operator sees the mix-up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,15 +34,6 @@ impl Refusal {
     }
 }
 
-/// True when bunq's provision carries `uuid` (compared as uuids, so letter case is no matter).
-pub fn owned_by(provision: &Provision, uuid: Uuid) -> bool {
-    provision
-        .external_uuid
-        .as_deref()
-        .and_then(|u| Uuid::parse_str(u).ok())
-        == Some(uuid)
-}
-
 /// What a provision lookup says about the row holding `provision_id` for `uuid`: `None` when
 /// it is that row's, else why not.
 pub fn refusal(
@@ -55,7 +44,7 @@ pub fn refusal(
 ) -> Option<Refusal> {
     let hint = "is this results file from another environment?";
     match fetched {
-        Fetched::Found(provision) if uuid.is_some_and(|u| owned_by(provision, u)) => None,
+        Fetched::Found(provision) if uuid.is_some_and(|u| provision.is_owned_by(u)) => None,
         Fetched::Found(_) => Some(Refusal::OtherOwner(format!(
             "provision {provision_id} belongs to another external_uuid at {base_url}: {hint}"
         ))),
@@ -73,18 +62,13 @@ pub fn refusal(
 /// the answer were not reached because `stop` said so.
 pub async fn fetch_owners(
     client: &BunqClient,
-    pacer: &Pacer,
-    max_attempts: u32,
-    backoff: Backoff,
     ids: impl IntoIterator<Item = u64>,
     stop: &dyn Fn() -> bool,
-) -> (std::collections::HashMap<u64, Fetched>, RequestCounts) {
+) -> std::collections::HashMap<u64, Fetched> {
     let mut ids: Vec<u64> = ids.into_iter().collect();
     ids.sort_unstable();
     ids.dedup();
-    let mut fetcher = Fetcher::new(client, pacer, backoff, max_attempts);
-    let fetched = fetcher.fetch(&ids, stop).await;
-    (fetched, fetcher.counts)
+    fetch_by_ids(client, &ids, stop).await
 }
 
 #[cfg(test)]
@@ -92,7 +76,8 @@ mod tests {
     use super::*;
 
     fn provision(id: u64, uuid: Option<&str>) -> Fetched {
-        let mut p: Provision = serde_json::from_value(serde_json::json!({ "id": id })).unwrap();
+        let mut p: crate::bunq::Provision =
+            serde_json::from_value(serde_json::json!({ "id": id })).unwrap();
         p.external_uuid = uuid.map(str::to_string);
         Fetched::Found(Box::new(p))
     }

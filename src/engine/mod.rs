@@ -2,15 +2,13 @@
 //! what is unknown, provisions the rest through a bounded concurrent stream, and hands every
 //! outcome to the one task that owns the results file and the progress display.
 
-pub mod pacer;
 pub mod reconcile;
-pub mod retry;
 mod worker;
 mod writer;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -18,12 +16,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::bunq::{BodyFormat, BunqClient};
+use crate::bunq::{BodyFormat, BunqClient, RequestCounts};
 use crate::input::{InputError, InputOptions, InputRow, UserReader};
 use crate::ledger::{HEADER, LedgerError, LedgerWriter, ResumeIndex};
 use crate::report::RunSummary;
-pub use pacer::Pacer;
-pub use retry::Backoff;
 use worker::Worker;
 use writer::{Event, OutcomeWriter};
 
@@ -57,27 +53,12 @@ pub struct EngineOptions {
     pub excel_safe: bool,
     pub body_format: BodyFormat,
     pub concurrency: usize,
-    /// Cap on provision POSTs per second; `None` = unpaced.
-    pub post_rate: Option<f64>,
-    /// Cap on lookup GETs per second; `None` = unpaced.
-    pub lookup_rate: Option<f64>,
-    pub max_attempts: u32,
     pub max_errors: Option<u64>,
-    pub backoff: Backoff,
     pub quiet: bool,
     pub dry_run: bool,
     pub show_payloads: usize,
     /// The command line that continues this job, for the summary.
     pub rerun_command: String,
-}
-
-/// Request counters shared by the workers.
-#[derive(Debug, Default)]
-pub struct RequestCounters {
-    pub posts: AtomicU64,
-    pub lookups: AtomicU64,
-    pub retries: AtomicU64,
-    pub rate_limited: AtomicU64,
 }
 
 /// Runs one provision job. `interrupt` is cancelled by the first Ctrl-C: no new rows start,
@@ -134,31 +115,8 @@ pub async fn run(
             .map_err(|e| EngineError::TaskFailed(e.to_string()))??;
     }
 
-    let counters = Arc::new(RequestCounters::default());
-    let post_pacer = Arc::new(Pacer::new(options.post_rate));
-    let lookup_pacer = Arc::new(Pacer::new(options.lookup_rate));
     let bulk = match &client {
-        Some(client) if !unknown.is_empty() => {
-            let rows = unknown.len();
-            let result = reconcile::reconcile_bulk(
-                client,
-                &lookup_pacer,
-                unknown,
-                options.max_attempts,
-                &options.backoff,
-            )
-            .await;
-            counters
-                .lookups
-                .fetch_add(result.requests, Ordering::Relaxed);
-            info!(
-                rows,
-                requests = result.requests,
-                found = result.existing.len(),
-                "reconciled rows of unknown state with bunq's provision list"
-            );
-            result
-        }
+        Some(client) if !unknown.is_empty() => reconcile::reconcile_bulk(client, unknown).await,
         _ => reconcile::BulkResult::default(),
     };
 
@@ -222,14 +180,12 @@ pub async fn run(
         }
     });
 
+    let worker_client = client.clone();
     let worker = Arc::new(Worker {
         client,
         options: options.clone(),
         index,
         bulk,
-        post_pacer,
-        lookup_pacer,
-        counters: counters.clone(),
         events: events.clone(),
         stop: stop.clone(),
         payloads_shown: AtomicU64::new(0),
@@ -275,6 +231,8 @@ pub async fn run(
         + tally.failed
         + tally.invalid
         + tally.would_provision;
+    let requests = worker_client.as_deref().map(|c| &c.counts);
+    let count = |pick: fn(&RequestCounts) -> u64| requests.map_or(0, pick);
     let mut summary = RunSummary {
         rows: total_rows,
         provisioned: tally.provisioned + tally.would_provision,
@@ -284,10 +242,10 @@ pub async fn run(
         failed: tally.failed,
         invalid: tally.invalid,
         unfinished: total_rows.saturating_sub(handled),
-        post_requests: counters.posts.load(Ordering::Relaxed),
-        lookup_requests: counters.lookups.load(Ordering::Relaxed),
-        rate_limited: counters.rate_limited.load(Ordering::Relaxed),
-        retries: counters.retries.load(Ordering::Relaxed),
+        post_requests: count(|c| RequestCounts::get(&c.posts)),
+        lookup_requests: count(|c| RequestCounts::get(&c.list_pages) + RequestCounts::get(&c.gets)),
+        rate_limited: count(|c| RequestCounts::get(&c.rate_limited)),
+        retries: count(|c| RequestCounts::get(&c.retries)),
         invalid_by_rule: tally.invalid_by_rule.into_iter().map(Into::into).collect(),
         failed_by_error: tally.failed_by_error.into_iter().map(Into::into).collect(),
         elapsed_secs: started.elapsed().as_secs_f64(),

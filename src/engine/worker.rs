@@ -6,12 +6,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, info_span};
 
-use super::reconcile::{BulkResult, Lookup, lookup_one};
+use super::EngineOptions;
+use super::reconcile::BulkResult;
 use super::writer::{Event, Finish};
-use super::{EngineOptions, Pacer, RequestCounters};
-use crate::bunq::{BunqClient, CallError, Disposition, ProvisionRequest};
+use crate::bunq::{
+    BunqClient, CallError, Check, Ending, Lookup, ProvisionRequest, Settle, find_by_uuid,
+};
 use crate::input::{InputRow, Rule, ValidUser};
 use crate::ledger::{ResultRow, ResumeIndex, RowStatus, now_timestamp};
 
@@ -20,9 +22,6 @@ pub struct Worker {
     pub options: EngineOptions,
     pub index: Arc<ResumeIndex>,
     pub bulk: BulkResult,
-    pub post_pacer: Arc<Pacer>,
-    pub lookup_pacer: Arc<Pacer>,
-    pub counters: Arc<RequestCounters>,
     pub events: mpsc::Sender<Event>,
     pub stop: CancellationToken,
     pub payloads_shown: AtomicU64,
@@ -154,7 +153,7 @@ impl Worker {
             if self.options.dry_run {
                 // Read-only: a row the bulk scan could not settle is looked up one by one.
                 if let (true, Some(client)) = (needs_lookup, &self.client) {
-                    match self.lookup(client, uuid).await {
+                    match find_by_uuid(client, uuid).await {
                         Ok(Lookup::Exists(id)) => {
                             return done_provisioned(Finish::Reconciled, id, 0);
                         }
@@ -254,148 +253,65 @@ impl Worker {
         }
     }
 
-    /// The retry loop. Never two requests in flight for one row: each attempt awaits its answer.
+    /// Looks the row up unless the bulk scan settled it, records the intent, and sends the
+    /// POST through the request policy, which looks the row up again before any resend that
+    /// follows an unclear answer. Never two requests in flight for one row.
     async fn provision(
         &self,
         client: &BunqClient,
         line: u64,
         user: &ValidUser,
-        mut needs_lookup: bool,
+        needs_lookup: bool,
     ) -> Settled {
         let uuid = user.external_uuid;
-        let max_attempts = self.options.max_attempts.max(1);
-        let mut attempts = 0u32;
-        let mut rate_limited_in_a_row = 0u32;
-        let mut intent_recorded = false;
-        let mut last_error = String::new();
-        loop {
-            if needs_lookup {
-                match self.lookup(client, uuid).await {
-                    Ok(Lookup::Exists(id)) => {
-                        return done_provisioned(Finish::Reconciled, id, attempts);
+        if needs_lookup {
+            match find_by_uuid(client, uuid).await {
+                Ok(Lookup::Exists(id)) => return done_provisioned(Finish::Reconciled, id, 0),
+                Ok(Lookup::Closed(id)) => return done_closed(id, 0),
+                Ok(Lookup::Absent) => {}
+                Err(e) => {
+                    // Unknown state and no way to check: sending could create a duplicate.
+                    if self.stop.is_cancelled() {
+                        return Settled::Abandoned;
                     }
-                    Ok(Lookup::Closed(id)) => return done_closed(id, attempts),
-                    Ok(Lookup::Absent) => needs_lookup = false,
-                    Err(e) => {
-                        // Unknown state and no way to check: sending could create a duplicate.
-                        if self.stop.is_cancelled() {
-                            return Settled::Abandoned;
-                        }
-                        return done_failed(
-                            format!(
-                                "could not check at bunq whether this user already exists: {e}"
-                            ),
-                            attempts,
-                        );
-                    }
-                }
-            }
-            if attempts >= max_attempts {
-                return done_failed(last_error, attempts);
-            }
-            if self.stop.is_cancelled() && attempts > 0 {
-                return Settled::Abandoned;
-            }
-            if !intent_recorded {
-                if !self.record_intent(line, user).await {
-                    return Settled::Abandoned;
-                }
-                intent_recorded = true;
-            }
-            self.post_pacer.acquire().await;
-            attempts += 1;
-            if attempts > 1 {
-                self.counters.retries.fetch_add(1, Ordering::Relaxed);
-            }
-            self.counters.posts.fetch_add(1, Ordering::Relaxed);
-            let request = request_for(user);
-            let error = match client.create_provision(&request).await {
-                Ok(id) => {
-                    self.post_pacer.on_success();
-                    return done_provisioned(Finish::Provisioned, id, attempts);
-                }
-                Err(error) => error,
-            };
-            debug!(attempt = attempts, "provision attempt failed: {error}");
-            last_error = error.to_string();
-            if error.is_duplicate_external_uuid() {
-                // bunq already holds this uuid: ours from a lost answer, or an earlier run.
-                match self.lookup(client, uuid).await {
-                    Ok(Lookup::Exists(id)) => {
-                        return done_provisioned(Finish::Reconciled, id, attempts);
-                    }
-                    Ok(Lookup::Closed(id)) => return done_closed(id, attempts),
-                    Ok(Lookup::Absent) => return done_failed(last_error, attempts),
-                    Err(e) => {
-                        return done_failed(
-                            format!("{last_error}; the lookup that followed failed: {e}"),
-                            attempts,
-                        );
-                    }
-                }
-            }
-            match error.disposition(true) {
-                Disposition::Permanent => return done_failed(last_error, attempts),
-                Disposition::Retryable => {
-                    if let CallError::RateLimited { limit, .. } = &error {
-                        self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
-                        self.post_pacer.on_rate_limited(*limit);
-                        // A 429 means bunq did nothing; it does not use up an attempt unless
-                        // the limit keeps refusing us for a long time.
-                        rate_limited_in_a_row += 1;
-                        if rate_limited_in_a_row <= 20 {
-                            attempts -= 1;
-                        }
-                        continue;
-                    }
-                }
-                Disposition::Ambiguous => {
-                    warn!(
-                        "the answer to a provision POST was lost ({error}); the row is looked up before any retry"
+                    return done_failed(
+                        format!("could not check at bunq whether this user already exists: {e}"),
+                        0,
                     );
-                    needs_lookup = true;
-                }
-            }
-            rate_limited_in_a_row = 0;
-            if attempts >= max_attempts {
-                if needs_lookup {
-                    // Last chance to learn the truth before recording a failure.
-                    return match self.lookup(client, uuid).await {
-                        Ok(Lookup::Exists(id)) => {
-                            done_provisioned(Finish::Reconciled, id, attempts)
-                        }
-                        Ok(Lookup::Closed(id)) => done_closed(id, attempts),
-                        Ok(Lookup::Absent) => done_failed(last_error, attempts),
-                        Err(e) => done_failed(
-                            format!("{last_error}; the lookup that followed failed: {e}"),
-                            attempts,
-                        ),
-                    };
-                }
-                return done_failed(last_error, attempts);
-            }
-            tokio::select! {
-                () = tokio::time::sleep(self.options.backoff.delay(attempts)) => {}
-                () = self.stop.cancelled() => {
-                    if needs_lookup {
-                        continue;
-                    }
-                    return Settled::Abandoned;
                 }
             }
         }
-    }
-
-    async fn lookup(&self, client: &BunqClient, uuid: uuid::Uuid) -> Result<Lookup, CallError> {
-        self.counters.lookups.fetch_add(1, Ordering::Relaxed);
-        lookup_one(
-            client,
-            &self.lookup_pacer,
-            uuid,
-            self.options.max_attempts,
-            &self.options.backoff,
-        )
-        .await
+        if !self.record_intent(line, user).await {
+            return Settled::Abandoned;
+        }
+        let settle = Settle {
+            check: || async move {
+                match find_by_uuid(client, uuid).await {
+                    Ok(Lookup::Absent) => Check::NotDone,
+                    Ok(Lookup::Exists(id)) => {
+                        Check::Done(done_provisioned(Finish::Reconciled, id, 0))
+                    }
+                    Ok(Lookup::Closed(id)) => Check::Done(done_closed(id, 0)),
+                    Err(e) => Check::Unknown(e),
+                }
+            },
+            // bunq already holds this uuid: ours from a lost answer, or an earlier run.
+            check_refusal: CallError::is_duplicate_external_uuid,
+            repeatable: false,
+            stop: &self.stop,
+        };
+        let (ending, attempts) = client.create_provision(&request_for(user), settle).await;
+        match ending {
+            Ending::Answered(id) => done_provisioned(Finish::Provisioned, id, attempts),
+            Ending::Settled(mut settled) => {
+                if let Settled::Done { attempts: sent, .. } = &mut settled {
+                    *sent = attempts;
+                }
+                settled
+            }
+            Ending::Failed { text, .. } => done_failed(text, attempts),
+            Ending::Abandoned => Settled::Abandoned,
+        }
     }
 
     /// Writes the `pending` row and waits until it is on disk.

@@ -9,7 +9,6 @@
 //! `--reset-expired`, expired credentials get a new token (see [`reset`]). Rows `cancel`
 //! closed are reported as cancelled, not as failures.
 
-pub mod fetch;
 pub mod files;
 pub mod reset;
 
@@ -24,14 +23,11 @@ use tokio_util::sync::CancellationToken;
 use crate::paths::{PathUse, check_distinct, check_ours_or_absent};
 use uuid::Uuid;
 
-use crate::bunq::Provision;
+use crate::bunq::{BunqClient, Fetched, Provision, RequestCounts, fetch_by_ids};
 use crate::cli::{ApiArgs, QuietArgs, parse_duration, parse_rate};
-use crate::engine::pacer::DEFAULT_GET_RATE;
-use crate::engine::{Backoff, Pacer};
 use crate::exit::Exit;
 use crate::ledger::{LedgerError, now_timestamp, read_held_provisions};
 use crate::report::{Progress, ProgressStyleSpec};
-use fetch::{Fetched, Fetcher, RequestCounts};
 
 /// Exit codes of `status`, shown under its --help.
 const AFTER_HELP: &str = "\
@@ -353,7 +349,7 @@ pub fn apply(
             continue;
         };
         match outcome {
-            Fetched::Found(provision) if !crate::cancel::owner::owned_by(provision, row.uuid) => {
+            Fetched::Found(provision) if !provision.is_owned_by(row.uuid) => {
                 let text = format!(
                     "provision {} belongs to another external_uuid at {base_url}: is this \
                      results file from another environment?",
@@ -484,6 +480,28 @@ pub fn earliest_expiry(rows: &[RowState]) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Requests of the fetches, for the summary and the tests' request-count checks.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct RequestTally {
+    pub list_requests: u64,
+    /// Single GETs of the fetches (not the reads that settle a reset).
+    pub get_requests: u64,
+    pub rate_limited: u64,
+    pub retries: u64,
+}
+
+impl RequestTally {
+    fn of(client: &BunqClient, reset_gets: u64) -> Self {
+        let counts = &client.counts;
+        Self {
+            list_requests: RequestCounts::get(&counts.list_pages),
+            get_requests: RequestCounts::get(&counts.gets).saturating_sub(reset_gets),
+            rate_limited: RequestCounts::get(&counts.rate_limited),
+            retries: RequestCounts::get(&counts.retries),
+        }
+    }
+}
+
 /// The end-of-run summary (stderr text, or one JSON object with --json).
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusSummary {
@@ -497,7 +515,7 @@ pub struct StatusSummary {
     pub credentials_written: u64,
     pub polls: u64,
     #[serde(flatten)]
-    pub requests: RequestCounts,
+    pub requests: RequestTally,
     /// `--reset-expired` was given.
     pub reset_expired: bool,
     /// Token resets bunq took in this run.
@@ -689,21 +707,22 @@ pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Resu
             args.results.display()
         ));
     }
-    let (client, _no_simulator) = crate::run::connect(&args.api, false).await?;
+    let rates = crate::bunq::Rates {
+        posts: None,
+        gets: args.rate,
+        puts: args.put_rate,
+    };
+    let retry = crate::bunq::RetryRules {
+        max_attempts: args.max_attempts,
+        ..Default::default()
+    };
+    let (client, _no_simulator) = crate::run::connect(&args.api, false, rates, retry).await?;
     let base_url = args
         .api
         .base_url
         .clone()
         .unwrap_or_else(|| args.api.env.base_url().to_string());
-    let pacer = Pacer::new(Some(args.rate.unwrap_or(DEFAULT_GET_RATE)).filter(|r| *r > 0.0));
-    let mut fetcher = Fetcher::new(&client, &pacer, Backoff::default(), args.max_attempts);
-    let mut resetter = args.reset_expired.then(|| {
-        reset::Resetter::new(
-            args.put_rate,
-            Some(args.rate.unwrap_or(DEFAULT_GET_RATE)).filter(|r| *r > 0.0),
-            args.max_attempts,
-        )
-    });
+    let mut resetter = args.reset_expired.then(reset::Resetter::default);
     let deadline = args
         .timeout
         .filter(|_| args.watch)
@@ -717,7 +736,7 @@ pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Resu
         let ids = unsettled_ids(&rows);
         if !ids.is_empty() || polls == 0 {
             polls += 1;
-            let fetched = fetcher.fetch(&ids, &stop).await;
+            let fetched = fetch_by_ids(&client, &ids, &stop).await;
             apply(&mut rows, &fetched, &now_timestamp(), &base_url);
             if polls == 1 && args.reset_expired {
                 refuse_other_environment(&rows, &base_url)?;
@@ -769,12 +788,12 @@ pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Resu
         credentials_path: args.credentials_out.clone(),
         credentials_written,
         polls,
-        requests: fetcher.counts,
+        requests: RequestTally::of(&client, resetter.as_ref().map_or(0, |r| r.get_requests)),
         reset_expired: args.reset_expired,
         credentials_reset: resetter.as_ref().map_or(0, |r| r.requested),
         resets_failed: resetter.as_ref().map_or(0, |r| r.failed),
-        put_requests: resetter.as_ref().map_or(0, |r| r.put_requests()),
-        reset_get_requests: resetter.as_ref().map_or(0, |r| r.get_requests()),
+        put_requests: RequestCounts::get(&client.counts.puts),
+        reset_get_requests: resetter.as_ref().map_or(0, |r| r.get_requests),
         reset_errors: resetter.map(|r| r.errors).unwrap_or_default(),
         watch: args.watch,
         timed_out,

@@ -3,24 +3,19 @@
 //! watched like a pending one until bunq shows its new token, which is captured the first
 //! time it is seen and, as every token, written only to `--credentials-out`.
 
-use std::sync::atomic::Ordering;
-
 use tokio_util::sync::CancellationToken;
 
 use super::{Category, RowState, Seen};
-use crate::bunq::{BunqClient, ProvisionChange};
-use crate::cancel::change::{ChangeCounters, ChangeOutcome, ChangePolicy, apply_change};
-use crate::engine::{Backoff, Pacer};
+use crate::bunq::{BunqClient, ChangeOutcome, ProvisionChange, RequestCounts};
 
 /// Reset texts kept for the summary; rows beyond these are counted only.
 const ERRORS_SHOWN: usize = 5;
 
 /// The resets of one `status` run.
+#[derive(Debug, Default)]
 pub struct Resetter {
-    put_pacer: Pacer,
-    get_pacer: Pacer,
-    max_attempts: u32,
-    pub counters: ChangeCounters,
+    /// GETs that read a provision back after an unclear answer to a reset.
+    pub get_requests: u64,
     /// Resets bunq took (answered, or seen in effect when read back).
     pub requested: u64,
     pub failed: u64,
@@ -29,20 +24,6 @@ pub struct Resetter {
 }
 
 impl Resetter {
-    /// `put_rate_flag` is `--put-rate` as given (see [`Pacer::for_puts`]); `get_rate` the GET
-    /// pace.
-    pub fn new(put_rate_flag: Option<f64>, get_rate: Option<f64>, max_attempts: u32) -> Self {
-        Self {
-            put_pacer: Pacer::for_puts(put_rate_flag),
-            get_pacer: Pacer::new(get_rate),
-            max_attempts,
-            counters: ChangeCounters::default(),
-            requested: 0,
-            failed: 0,
-            errors: Vec::new(),
-        }
-    }
-
     /// Asks for a new token for every row whose credential is expired and was not reset in
     /// this run yet, one at a time at the PUT pace. A row whose reset failed is not tried again
     /// in this run and keeps its expired state (exit 1).
@@ -52,13 +33,6 @@ impl Resetter {
         rows: &mut [RowState],
         stop: &CancellationToken,
     ) {
-        let policy = ChangePolicy {
-            put_pacer: &self.put_pacer,
-            get_pacer: &self.get_pacer,
-            max_attempts: self.max_attempts,
-            backoff: Backoff::default(),
-            stop,
-        };
         for row in rows.iter_mut() {
             if stop.is_cancelled() {
                 return;
@@ -69,15 +43,11 @@ impl Resetter {
             }
             // Marked before sending: whatever happens, one reset per row per run.
             row.reset_tried = true;
-            let (outcome, _puts) = apply_change(
-                client,
-                &policy,
-                &self.counters,
-                row.provision_id,
-                ProvisionChange::ResetToken,
-                false,
-            )
-            .await;
+            let gets_before = RequestCounts::get(&client.counts.gets);
+            let (outcome, _puts) = client
+                .change_provision(row.provision_id, ProvisionChange::ResetToken, false, stop)
+                .await;
+            self.get_requests += RequestCounts::get(&client.counts.gets) - gets_before;
             match outcome {
                 ChangeOutcome::Applied | ChangeOutcome::AlreadyInEffect => {
                     row.reset_requested = true;
@@ -94,13 +64,5 @@ impl Resetter {
                 ChangeOutcome::Abandoned => return,
             }
         }
-    }
-
-    pub fn put_requests(&self) -> u64 {
-        self.counters.puts.load(Ordering::Relaxed)
-    }
-
-    pub fn get_requests(&self) -> u64 {
-        self.counters.gets.load(Ordering::Relaxed)
     }
 }

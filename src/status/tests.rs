@@ -1,7 +1,7 @@
 //! Unit tests of the status command: classification, grouping, exit codes and the files.
 
 use super::*;
-use crate::bunq::wire::Credential;
+use crate::bunq::Credential;
 
 fn provision(
     id: u64,
@@ -278,7 +278,7 @@ fn status_summary_text_has_no_token_and_names_the_earliest_expiry() {
         credentials_path: None,
         credentials_written: 0,
         polls: 1,
-        requests: RequestCounts::default(),
+        requests: RequestTally::default(),
         reset_expired: false,
         credentials_reset: 0,
         resets_failed: 0,

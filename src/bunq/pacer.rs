@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::bunq::RateLimitText;
+use super::error::RateLimitText;
 
 /// After this many calls without a 429 the pacer tries a slightly shorter interval.
 const RECOVERY_EVERY: u32 = 50;
@@ -100,6 +100,18 @@ impl Pacer {
         let pacer = Self::new(per_second);
         pacer.lock().stated_window = Some(limit);
         pacer
+    }
+
+    /// The pacer of provision POSTs for a `--rate` flag: bunq's documented limit by default,
+    /// 0 unpaced.
+    pub fn for_posts(rate_flag: Option<f64>) -> Self {
+        Self::new(Some(rate_flag.unwrap_or(DEFAULT_POST_RATE)).filter(|r| *r > 0.0))
+    }
+
+    /// The pacer of GETs (lookups, list pages, single reads) for a rate flag: bunq's
+    /// documented limit by default, 0 unpaced.
+    pub fn for_gets(rate_flag: Option<f64>) -> Self {
+        Self::new(Some(rate_flag.unwrap_or(DEFAULT_GET_RATE)).filter(|r| *r > 0.0))
     }
 
     /// The pacer of provision PUTs for a `--rate`/`--put-rate` flag: by default bunq's
