@@ -26,12 +26,11 @@
 //! writer) and, hidden, what the benchmarks time (`bench_api`). Everything else is
 //! `pub(crate)`, so rustc reports what nothing uses.
 
+pub(crate) mod app;
 pub(crate) mod atomic_file;
 pub(crate) mod bunq;
 pub(crate) mod cancel;
 pub(crate) mod cli;
-pub(crate) mod completions;
-pub(crate) mod engine;
 pub(crate) mod exit;
 pub(crate) mod input;
 pub(crate) mod ledger;
@@ -39,17 +38,18 @@ pub(crate) mod lock;
 pub(crate) mod output;
 pub(crate) mod paths;
 pub(crate) mod problems;
+pub(crate) mod provision;
 pub(crate) mod report;
-pub(crate) mod run;
 pub(crate) mod sim;
 pub(crate) mod spool;
 pub(crate) mod status;
+pub(crate) mod values;
 
 // What the binary needs: the command line, the run, the exit code and the stderr writer.
+pub use app::run;
 pub use cli::{Cli, Command};
 pub use exit::Exit;
 pub use output::{LossyStderr, error_chain, stderr_line};
-pub use run::run;
 
 /// The few internals the benchmarks (`benches/`) time; not an interface for anything else.
 #[doc(hidden)]

@@ -248,6 +248,16 @@ fn inode(_path: &Path) -> Option<(u64, u64)> {
     None
 }
 
+/// The file beside `path` named after its stem: `beside("a/users.csv", "results.csv")` is
+/// `a/users.results.csv`. The default places of the results, dry-run and status files.
+pub fn beside(path: &std::path::Path, suffix: &str) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!("{stem}.{suffix}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,5 +436,17 @@ mod tests {
         assert!(check_ours_or_absent("--errors", &path, "an error file", &error_columns).is_err());
         std::fs::write(&path, "email,name,line,error\n").unwrap();
         check_ours_or_absent("--errors", &path, "an error file", &error_columns).unwrap();
+    }
+
+    #[test]
+    fn default_files_sit_beside_their_source() {
+        assert_eq!(
+            beside(Path::new("a/users.csv"), "results.csv"),
+            PathBuf::from("a/users.results.csv")
+        );
+        assert_eq!(
+            beside(Path::new("users.results.csv"), "dry-run.csv"),
+            PathBuf::from("users.results.dry-run.csv")
+        );
     }
 }

@@ -18,7 +18,7 @@ use super::transport::{Credentials, Transport, parse_envelope};
 use super::wire::{BodyFormat, Envelope, Provision, ProvisionRequest, created_provision_id};
 
 /// bunq's partner hosts (docs/protocol.md §3). All paths live under `/v1`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Environment {
     /// https://partner-api.sandbox.bunq.com/v1 — test data, sandbox keys (`sandbox_…`).
     #[default]
@@ -107,6 +107,20 @@ impl ClientConfig {
             retry: RetryRules::default(),
         }
     }
+}
+
+/// Where a command's requests go and the files connecting uses, as the command line gave
+/// them: what a command needs to check its paths and name the place before it connects.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    pub base_url: String,
+    /// "sandbox (https://…)", "PRODUCTION (https://…)" or "the API at URL": for questions
+    /// that must say where a change goes.
+    pub place: String,
+    /// The auth context file connecting reads and writes.
+    pub context_file: std::path::PathBuf,
+    /// The file the API key is read from, if any.
+    pub api_key_file: Option<std::path::PathBuf>,
 }
 
 /// A connected client. Cheap to share behind an `Arc`; every method takes `&self`.

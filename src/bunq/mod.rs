@@ -17,7 +17,7 @@ mod wire;
 
 pub(crate) use backoff::Backoff;
 pub(crate) use change::{ChangeOutcome, ProvisionChange};
-pub(crate) use client::{ApiKey, BunqClient, ClientConfig, Environment};
+pub(crate) use client::{ApiKey, BunqClient, ClientConfig, Destination, Environment};
 pub(crate) use context::ContextStore;
 pub(crate) use error::{CallError, without_response_ids};
 pub(crate) use list::{Fetched, Lookup, fetch_by_ids, find_by_uuid, scan};

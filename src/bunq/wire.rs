@@ -8,7 +8,7 @@ use serde_json::Value;
 /// Which `POST /partner-user-provision` body to send. The docs conflict (docs/protocol.md §10.1):
 /// doc.bunq.com chapter 2 (the seed) shows a `pointer` object; the newer partner GitBook and
 /// bunq's own MCP client send flat `email`/`phone_number` fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BodyFormat {
     /// `{"external_uuid", "pointer": {"type","value","name"}, "products"}` (doc.bunq.com chapter 2)
     #[default]

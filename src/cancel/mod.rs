@@ -22,90 +22,30 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::bunq::{BunqClient, ChangeOutcome, ProvisionChange, RequestCounts};
-use crate::cli::{ApiArgs, BackoffArgs, ConcurrencyArgs, QuietArgs, parse_rate};
+use crate::bunq::{BunqClient, ChangeOutcome, Destination, ProvisionChange, RequestCounts};
 use crate::ledger::{LedgerError, LedgerWriter, ResultRow, RowStatus, now_timestamp};
 use crate::lock::lock_results;
 use crate::paths::{PathUse, check_distinct};
 use crate::report::{Progress, ProgressStyleSpec, shell_quote};
 use summary::{CancelSummary, FAILURES_SHOWN};
-use targets::LineSelection;
+pub use targets::LineSelection;
 
-/// Exit codes of `cancel`, shown under its --help.
-const EXIT_CODES_HELP: &str = "\
-Exit codes:
-  0    every targeted row is cancelled (or there was nothing to cancel; --dry-run)
-  1    some rows could not be cancelled; they stay `cancelling` with bunq's text
-  2    fatal, or not confirmed: nothing was sent
-  130  interrupted (Ctrl-C): rerun to finish
-
-Examples:
-  # What would be cancelled: the targets as CSV, nothing sent, no key needed
-  bunq-onboard cancel users.results.csv --dry-run
-  # Undo the users of input lines 2-40 and 57; asks for the count on a terminal
-  bunq-onboard cancel users.results.csv --lines 2-40,57 --api-key-file bunq.key
-  # A whole production batch from a script, without the question
-  bunq-onboard cancel users.results.csv --env production --api-key-file bunq.key --yes";
-
-/// Cancel the provisioned users of a results file (undo a batch).
-///
-/// Each `provisioned` row (all of them, or those of --lines) is cancelled at bunq with
-/// PUT /v1/partner-user-provision/{id} {"status":"CANCELLED"}; the results file records it as
-/// `cancelled` with its provision_id, and a later `provision` never recreates the user. Asks
-/// first: on a terminal type the number of users, elsewhere pass --yes.
-#[derive(Debug, Clone, clap::Args)]
-#[command(after_help = EXIT_CODES_HELP)]
-pub struct CancelArgs {
-    /// The results CSV of the provision run to undo (rewritten in place, as by provision).
+/// What `cancel` does, from its command line.
+#[derive(Debug, Clone)]
+pub struct CancelOptions {
+    /// The results CSV of the provision run to undo (rewritten in place).
     pub results: PathBuf,
-
-    /// Only these lines (the results file's `line` column, i.e. input lines), e.g. 2-40,57.
-    /// [default: every provisioned row]
-    #[arg(long, value_name = "LINES")]
+    /// Only these lines; `None` is every provisioned row.
     pub lines: Option<LineSelection>,
-
-    /// Do not ask: needed when there is no terminal to type the confirmation on.
-    #[arg(long)]
+    /// Do not ask first.
     pub yes: bool,
-
-    /// List the rows that would be cancelled (CSV on stdout) and send nothing.
-    #[arg(long)]
+    /// List the targets and send nothing.
     pub dry_run: bool,
-
-    #[command(flatten)]
-    pub concurrency: ConcurrencyArgs,
-
-    /// Cancel PUTs per second across all workers, evenly spaced; "2/3" means 2 per 3 s.
-    /// 0 = unpaced. [default: 2/3 less 2 %, just under bunq's documented PUT limit]
-    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
-    pub rate: Option<f64>,
-
-    /// GETs per second for reading provisions back after an unclear answer.
-    /// [default: 3/3 less 2 %, just under bunq's documented GET limit]
-    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
-    pub lookup_rate: Option<f64>,
-
-    /// PUTs per row before it is recorded as failed (429s do not count).
-    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub max_attempts: u32,
-
-    /// Write the rows this run changes with spreadsheet formulas neutralised, as
-    /// `provision --excel-safe` does; use it if the provision run did.
-    #[arg(long)]
+    /// PUTs in flight at most.
+    pub concurrency: usize,
     pub excel_safe: bool,
-
-    #[command(flatten)]
-    pub progress: QuietArgs,
-
-    /// Print the summary as one JSON object on stdout.
-    #[arg(long)]
+    pub quiet: bool,
     pub json: bool,
-
-    #[command(flatten)]
-    pub backoff: BackoffArgs,
-
-    #[command(flatten)]
-    pub api: ApiArgs,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,16 +71,19 @@ pub enum CancelError {
 }
 
 /// Runs the command; the exit code is decided here, fatal errors go up as `Err` (exit 2).
+/// `connect` is called only when there is something to cancel and the operator confirmed.
 pub async fn run(
-    args: CancelArgs,
+    args: CancelOptions,
+    destination: Destination,
+    connect: impl AsyncFnOnce() -> anyhow::Result<Arc<BunqClient>>,
     interrupt: CancellationToken,
 ) -> anyhow::Result<crate::exit::Exit> {
     let started = Instant::now();
     let mut uses = vec![PathUse::write("the results file", &args.results)];
     if !args.dry_run {
-        uses.push(PathUse::write("--context", &args.api.context));
+        uses.push(PathUse::write("--context", &destination.context_file));
     }
-    if let Some(key_file) = &args.api.api_key_file {
+    if let Some(key_file) = &destination.api_key_file {
         uses.push(PathUse::read("--api-key-file", key_file));
     }
     check_distinct(&uses).map_err(CancelError::from)?;
@@ -170,19 +113,17 @@ pub async fn run(
     if args.dry_run {
         print_targets(&targets.rows)?;
     } else if !targets.rows.is_empty() {
-        confirm::confirm(targets.rows.len(), &place(&args.api), args.yes)
+        confirm::confirm(targets.rows.len(), &destination.place, args.yes)
             .map_err(CancelError::from)?;
-        let rates = crate::bunq::Rates {
-            posts: None,
-            gets: args.lookup_rate,
-            puts: args.rate,
-        };
-        let retry = crate::bunq::RetryRules {
-            max_attempts: args.max_attempts,
-            backoff: args.backoff.backoff(),
-        };
-        let (client, _no_simulator) = crate::run::connect(&args.api, false, rates, retry).await?;
-        let owned = check_owners(&args, &client, targets.rows, &interrupt, &mut summary).await?;
+        let client = connect().await?;
+        let owned = check_owners(
+            &destination.base_url,
+            &client,
+            targets.rows,
+            &interrupt,
+            &mut summary,
+        )
+        .await?;
         cancel_rows(&args, client, owned, &interrupt, &mut summary).await?;
     }
     summary.elapsed_secs = started.elapsed().as_secs_f64();
@@ -198,7 +139,7 @@ pub async fn run(
             "would cancel {} users (listed on stdout); {} already cancelled; nothing was sent",
             summary.targeted, summary.already_cancelled
         ));
-    } else if !args.progress.quiet || summary.exit_code() != crate::exit::Exit::Ok {
+    } else if !args.quiet || summary.exit_code() != crate::exit::Exit::Ok {
         crate::output::stderr(&summary.to_text());
     }
     Ok(summary.exit_code())
@@ -208,7 +149,7 @@ pub async fn run(
 /// [`owner`]); the others are per-row failures and get no PUT. When no row passes and every
 /// refusal is proof (another owner, or no such id), the file is from elsewhere: fatal.
 async fn check_owners(
-    args: &CancelArgs,
+    base_url: &str,
     client: &BunqClient,
     rows: Vec<ResultRow>,
     interrupt: &CancellationToken,
@@ -220,7 +161,6 @@ async fn check_owners(
         &|| interrupt.is_cancelled(),
     )
     .await;
-    let base_url = api_base_url(&args.api);
     let mut owned = Vec::with_capacity(rows.len());
     let mut refused = Vec::new();
     for row in rows {
@@ -230,7 +170,7 @@ async fn check_owners(
             summary.unfinished += 1;
             continue;
         };
-        match owner::refusal(fetched, id, row.external_uuid, &base_url) {
+        match owner::refusal(fetched, id, row.external_uuid, base_url) {
             None => owned.push(row),
             Some(refusal) => refused.push((row.line, refusal)),
         }
@@ -238,7 +178,7 @@ async fn check_owners(
     if owned.is_empty() && !refused.is_empty() && refused.iter().all(|(_, r)| r.is_foreign()) {
         return Err(CancelError::OtherEnvironment {
             count: refused.len(),
-            base_url,
+            base_url: base_url.to_string(),
             example: refused[0].1.message().to_string(),
         });
     }
@@ -252,27 +192,6 @@ async fn check_owners(
         }
     }
     Ok(owned)
-}
-
-/// The API's base URL as the flags give it, for messages.
-fn api_base_url(api: &ApiArgs) -> String {
-    api.base_url
-        .clone()
-        .unwrap_or_else(|| api.env.base_url().to_string())
-}
-
-/// Where the PUTs go, for the confirmation: the environment and its URL.
-fn place(api: &ApiArgs) -> String {
-    match &api.base_url {
-        Some(url) => format!("the API at {url}"),
-        None => {
-            let name = match api.env {
-                crate::bunq::Environment::Sandbox => "sandbox",
-                crate::bunq::Environment::Production => "PRODUCTION",
-            };
-            format!("{name} ({})", api.env.base_url())
-        }
-    }
 }
 
 /// `--dry-run`: the targets as CSV on stdout.
@@ -428,7 +347,7 @@ fn stamped(target: &ResultRow, status: RowStatus, error: String, attempts: u32) 
 }
 
 async fn cancel_rows(
-    args: &CancelArgs,
+    args: &CancelOptions,
     client: Arc<BunqClient>,
     rows: Vec<ResultRow>,
     interrupt: &CancellationToken,
@@ -437,7 +356,7 @@ async fn cancel_rows(
     let ledger = LedgerWriter::open(&args.results, args.excel_safe)?;
     let total = rows.len() as u64;
     let progress = Progress::new(
-        args.progress.quiet,
+        args.quiet,
         total,
         ProgressStyleSpec {
             unit: "rows",
@@ -464,7 +383,7 @@ async fn cancel_rows(
     futures::stream::iter(rows)
         .take_while(|_| std::future::ready(!stop.is_cancelled()))
         .map(|row| shared.cancel(row))
-        .buffer_unordered(usize::from(args.concurrency.concurrency.max(1)))
+        .buffer_unordered(args.concurrency.max(1))
         .for_each(|()| std::future::ready(()))
         .await;
 

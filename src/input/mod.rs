@@ -76,8 +76,8 @@ pub struct InputOptions {
     pub shown_as: Option<PathBuf>,
 }
 
-/// Character encoding of the input file.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Character encoding of the input file (names and help on the command line: `crate::cli`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Encoding {
     /// UTF-8, unless the file's first 4 MiB are not UTF-8 and hold no UTF-8 text at all:
     /// then Windows-1252 (what Excel's plain "CSV" writes on Western systems), said on stderr.
@@ -85,17 +85,9 @@ pub enum Encoding {
     #[default]
     Auto,
     /// UTF-8, with or without a byte order mark; anything else stops the run.
-    #[value(name = "utf-8", alias = "utf8")]
     Utf8,
     /// Windows-1252, the superset of Latin-1 that Excel writes on Western systems
     /// (encoding_rs treats both labels as this encoding too).
-    #[value(
-        name = "latin1",
-        alias = "latin-1",
-        alias = "windows-1252",
-        alias = "cp1252",
-        alias = "iso-8859-1"
-    )]
     Latin1,
 }
 

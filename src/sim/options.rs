@@ -77,7 +77,7 @@ pub fn parse_rate(s: &str) -> Result<f64, OptionError> {
 ///
 /// docs/protocol.md §10.2: doc.bunq.com and the swagger show only `{"Id":{"id":N}}`, the newer
 /// GitBook shows the full `PartnerUserProvision`; clients must accept both.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PostResponse {
     /// `[{"Id":{"id":N}}]`
     #[default]
@@ -91,7 +91,7 @@ pub enum PostResponse {
 /// docs/protocol.md §13: bunq documents no duplicate check. `reject` is the kind answer a client
 /// must not rely on; `create` is the unkind one (a second provision with a new id) that tests
 /// use to prove the client never sends a committed row again.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DuplicateUuids {
     /// 400 "Provision with external_uuid ... already exists."
     #[default]
@@ -100,143 +100,117 @@ pub enum DuplicateUuids {
     Create,
 }
 
-/// Simulator behaviour. Every field is a flag of `bunq-onboard simulate`; the defaults are
-/// bunq's documented limits with no faults and no added latency.
-#[derive(clap::Args, Debug, Clone, PartialEq)]
+/// Simulator behaviour. Every field is a flag of `bunq-onboard simulate` (see
+/// `crate::cli`); the defaults are bunq's documented limits with no faults and no added
+/// latency.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SimOptions {
     /// Session lifetime in seconds, reported as UserCompany.session_timeout by session-server
     /// (bunq's default is one week). After this a session token gets 401
     /// "Insufficient authorisation.".
-    #[arg(long, value_name = "SECS", default_value_t = 604_800)]
     pub session_timeout_secs: u64,
 
     /// Kill each session token after N authenticated requests: the N+1th request gets 401
     /// "Insufficient authorisation.", so the client has to open a new session mid-run.
-    #[arg(long, value_name = "N")]
     pub expire_session_after: Option<u64>,
 
     /// Body of a successful POST partner-user-provision: `id` = [{"Id":{"id":N}}],
     /// `full` = [{"PartnerUserProvision":{...}}] (bunq's docs show both).
-    #[arg(long, value_enum, value_name = "SHAPE", default_value_t = PostResponse::Id)]
     pub post_response: PostResponse,
 
     /// Milliseconds per provisioning stage. A provision is PENDING_PROCESS_USER for one step,
     /// PENDING_PROCESS_RELATION_USER for the next, PENDING_PROCESS_OAUTH_REQUEST for the third,
     /// then PENDING_PROCESS_USER_ONBOARDING with a credential. 0 = credential right away.
-    #[arg(long, value_name = "MS", default_value_t = 2000)]
     pub progress_step_ms: u64,
 
     /// Seconds until an issued credential turns EXPIRED (token_value becomes null).
     /// bunq documents 1 h on sandbox, 4 h on production.
-    #[arg(long, value_name = "SECS", default_value_t = 3600)]
     pub credential_ttl_secs: u64,
 
     /// Fraction (0..1) of provisions, decided at creation, that end FAILED/NONE/NONE at
     /// stage 2 instead of getting a credential.
-    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = parse_rate)]
     pub provision_fail_rate: f64,
 
     /// A POST for an external_uuid that already has a provision: `reject` answers 400
     /// "Provision with external_uuid ... already exists.", `create` makes a second provision
     /// with a new id (bunq documents no duplicate check, so a client must never rely on one).
-    #[arg(long, value_enum, value_name = "WHAT", default_value_t = DuplicateUuids::Reject)]
     pub duplicate_uuids: DuplicateUuids,
 
     /// Id given to the first provision; later ones count up from here.
-    #[arg(long, value_name = "ID", default_value_t = 4_000_001)]
     pub first_provision_id: u64,
 
     /// Rate limit for POST endpoints (installation, device-server, partner-user-provision),
     /// as COUNT/SECONDS over a sliding window, per endpoint. bunq documents 5 per 3 s.
-    #[arg(long, value_name = "COUNT/SECS", default_value = "5/3")]
     pub post_limit: RateLimit,
 
     /// Rate limit for GET endpoints, per endpoint (list and get-by-id are separate
     /// endpoints). bunq documents 3 per 3 s.
-    #[arg(long, value_name = "COUNT/SECS", default_value = "3/3")]
     pub get_limit: RateLimit,
 
     /// Rate limit for PUT endpoints. bunq documents 2 per 3 s.
-    #[arg(long, value_name = "COUNT/SECS", default_value = "2/3")]
     pub put_limit: RateLimit,
 
     /// Rate limit for POST session-server. bunq documents 1 per 30 s.
-    #[arg(long, value_name = "COUNT/SECS", default_value = "1/30")]
     pub session_limit: RateLimit,
 
     /// Turn off all rate limits (the 429 answers), e.g. for raw throughput benchmarks.
-    #[arg(long)]
     pub no_rate_limits: bool,
 
     /// Fixed delay in milliseconds added before handling every request.
-    #[arg(long, value_name = "MS", default_value_t = 0)]
     pub latency_ms: u64,
 
     /// Extra random delay, uniform in 0..=MS milliseconds, added on top of --latency-ms.
-    #[arg(long, value_name = "MS", default_value_t = 0)]
     pub jitter_ms: u64,
 
     /// Fault: fraction of POST partner-user-provision calls answered 500
     /// "Internal server error." WITHOUT creating the provision.
-    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = parse_rate)]
     pub fail_before_commit: f64,
 
     /// Fault: fraction of POST partner-user-provision calls that create the provision and
     /// then answer 500 "Internal server error." (a retry must not create a duplicate).
-    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = parse_rate)]
     pub fail_after_commit: f64,
 
     /// Fault: fraction of POST partner-user-provision calls answered 491
     /// "bunq is in maintenance." without creating anything.
-    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = parse_rate)]
     pub maintenance_rate: f64,
 
     /// Fault: fraction of POST partner-user-provision calls that create the provision and
     /// then cut the connection before any response byte is sent (client sees a transport
     /// error, never a status).
-    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = parse_rate)]
     pub drop_after_commit: f64,
 
     /// Fault: fraction of POST partner-user-provision calls that create the provision and
     /// then wait --stall-ms before answering normally (to exceed client timeouts).
-    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = parse_rate)]
     pub stall_after_commit: f64,
 
     /// How long a --stall-after-commit request stalls, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 30_000)]
     pub stall_ms: u64,
     /// Fault: fraction of PUT partner-user-provision calls (cancel, token reset) that take
     /// effect and then cut the connection before any response byte is sent.
-    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = parse_rate)]
     pub put_drop_after_commit: f64,
     /// Fault: fraction of PUT partner-user-provision calls that take effect and then answer
     /// 500 "Internal server error.".
-    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = parse_rate)]
     pub put_fail_after_commit: f64,
     /// Seconds a credential issued after a token reset (PUT TOKEN_RESET_REQUESTED) stays
     /// PENDING_FIRST_USE. [default: --credential-ttl-secs]
-    #[arg(long, value_name = "SECS")]
     pub reset_credential_ttl_secs: Option<u64>,
 
     /// Fault: fraction of 2xx responses (all endpoints except installation) whose
     /// X-Bunq-Server-Signature is computed over different bytes, to test client verification.
-    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = parse_rate)]
     pub corrupt_signature_rate: f64,
 
     /// Seed for the fault/jitter random generator, for reproducible runs (with concurrent
     /// clients the order of requests still varies).
-    #[arg(long, value_name = "SEED")]
     pub seed: Option<u64>,
 
     /// The only partner API key device-server and session-server accept, as bunq accepts only
     /// the account's key: set by `simulate` from --api-key-file or BUNQ_API_KEY. `None`
     /// accepts any key (the in-process simulator of `provision --simulate`).
-    #[arg(skip)]
     pub api_key: Option<crate::bunq::ApiKey>,
 }
 
 impl Default for SimOptions {
-    /// Must match the clap defaults above (checked by a unit test).
+    /// Must match the flags' defaults (checked by a unit test of `crate::cli`).
     fn default() -> Self {
         SimOptions {
             session_timeout_secs: 604_800,
@@ -274,51 +248,6 @@ impl Default for SimOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Wrapper {
-        #[command(flatten)]
-        sim: SimOptions,
-    }
-
-    #[test]
-    fn default_equals_clap_defaults() {
-        let parsed = Wrapper::try_parse_from(["simulate"]).expect("defaults parse");
-        assert_eq!(parsed.sim, SimOptions::default());
-    }
-
-    #[test]
-    fn parses_flags() {
-        let parsed = Wrapper::try_parse_from([
-            "simulate",
-            "--post-limit",
-            "300/3",
-            "--get-limit",
-            "1/0.5",
-            "--expire-session-after",
-            "7",
-            "--post-response",
-            "full",
-            "--fail-after-commit",
-            "0.25",
-            "--no-rate-limits",
-            "--duplicate-uuids",
-            "create",
-        ])
-        .expect("flags parse");
-        assert_eq!(parsed.sim.duplicate_uuids, DuplicateUuids::Create);
-        assert_eq!(parsed.sim.post_limit, RateLimit::new(300, 3.0));
-        assert_eq!(parsed.sim.get_limit, RateLimit::new(1, 0.5));
-        assert_eq!(parsed.sim.expire_session_after, Some(7));
-        assert_eq!(parsed.sim.post_response, PostResponse::Full);
-        assert_eq!(parsed.sim.fail_after_commit, 0.25);
-        assert!(parsed.sim.no_rate_limits);
-        assert!(Wrapper::try_parse_from(["simulate", "--fail-after-commit", "1.5"]).is_err());
-        assert!(Wrapper::try_parse_from(["simulate", "--post-limit", "0/3"]).is_err());
-        assert!(Wrapper::try_parse_from(["simulate", "--post-limit", "5"]).is_err());
-        assert!(Wrapper::try_parse_from(["simulate", "--post-limit", "5/-1"]).is_err());
-    }
 
     #[test]
     fn limit_display_drops_integer_decimals() {

@@ -25,7 +25,7 @@ pub const CREDENTIALS_HEADER: [&str; 4] =
 
 /// `<results stem>.status.csv` beside the results file.
 pub fn default_status_path(results: &Path) -> PathBuf {
-    crate::cli::beside(results, "status.csv")
+    crate::paths::beside(results, "status.csv")
 }
 
 /// Replaces the status file atomically (temp file in the same folder, then rename), so a

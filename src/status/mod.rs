@@ -23,90 +23,30 @@ use tokio_util::sync::CancellationToken;
 use crate::paths::{PathUse, check_distinct, check_ours_or_absent};
 use uuid::Uuid;
 
-use crate::bunq::{BunqClient, Fetched, Provision, RequestCounts, fetch_by_ids};
-use crate::cli::{ApiArgs, QuietArgs, parse_duration, parse_rate};
+use crate::bunq::{BunqClient, Destination, Fetched, Provision, RequestCounts, fetch_by_ids};
 use crate::exit::Exit;
 use crate::ledger::{LedgerError, now_timestamp, read_held_provisions};
 use crate::report::{Progress, ProgressStyleSpec};
 
-/// Exit codes of `status`, shown under its --help.
-const AFTER_HELP: &str = "\
-Exit codes:
-  0    every row was found and none failed; with --watch: every row is ready (credential
-       PENDING_FIRST_USE) or its credential was already used
-  1    some row is FAILED, CANCELLED or CLOSED (other than by `cancel`), has an EXPIRED
-       credential (not reset by --reset-expired), was not found or could not be fetched;
-       with --watch also: rows still pending at --timeout
-  2    fatal: unreadable results file, auth failure, --credentials-out file exists
-  130  interrupted (Ctrl-C): the status file holds the last complete poll
-
-Examples:
-  # Where each provisioned user of a run stands now (key from --api-key-file or BUNQ_API_KEY)
-  bunq-onboard status users.results.csv --api-key-file bunq.key
-  # Follow them until all are ready, for at most 2 hours, saving the new users' API keys
-  bunq-onboard status users.results.csv --watch --timeout 2h --credentials-out tokens.csv";
-
-/// Fetch the state of the provisioned users of a results file and write a status CSV.
-#[derive(Debug, Clone, clap::Args)]
-#[command(after_help = AFTER_HELP)]
-pub struct StatusArgs {
+/// What `status` does, from its command line.
+#[derive(Debug, Clone)]
+pub struct StatusOptions {
     /// The results CSV of a provision run.
     pub results: PathBuf,
-
-    /// Status CSV to write (replaced atomically).
-    /// [default: <results stem>.status.csv beside the results file]
-    #[arg(long, value_name = "PATH")]
+    /// The status CSV; `None` is `<results stem>.status.csv` beside the results file.
     pub out: Option<PathBuf>,
-
-    /// Poll until every row is ready (credential PENDING_FIRST_USE) or terminal (FAILED,
-    /// CANCELLED, CLOSED), rewriting the status file after every poll.
-    #[arg(long)]
+    /// Poll until every row is ready or terminal.
     pub watch: bool,
-
-    /// With --watch: time between polls, e.g. 60, 90s or 5m.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    /// Time between polls.
     pub interval: Duration,
-
-    /// With --watch: give up after this long (rows still pending make exit 1). [default: none]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// With `watch`: give up after this long.
     pub timeout: Option<Duration>,
-
-    /// Write the ready users' API keys (credential token_value) to this NEW file, mode 0600,
-    /// columns external_uuid,provision_id,token_value,expires_at. An existing file is never
-    /// overwritten. Without this flag tokens are never written anywhere.
-    #[arg(long, value_name = "PATH")]
+    /// The NEW file the ready users' tokens go to; tokens are written nowhere else.
     pub credentials_out: Option<PathBuf>,
-
-    /// GETs per second, evenly spaced; "3/3" means 3 per 3 s. 0 = unpaced.
-    /// [default: 3/3 less 2 %, just under bunq's documented GET limit]
-    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
-    pub rate: Option<f64>,
-
-    /// Ask bunq for a new token (TOKEN_RESET_REQUESTED) for each row whose credential
-    /// EXPIRED unused, once per run; with --watch, follow it until the new token appears
-    /// (it goes to --credentials-out only).
-    #[arg(long)]
+    /// Ask for a new token for expired credentials, once per row and run.
     pub reset_expired: bool,
-
-    /// With --reset-expired: reset PUTs per second, evenly spaced; "2/3" means 2 per 3 s.
-    /// 0 = unpaced. [default: 2/3 less 2 %, just under bunq's documented PUT limit]
-    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
-    pub put_rate: Option<f64>,
-
-    /// Attempts per request before a row is reported as unknown for this poll (429s do not
-    /// count).
-    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub max_attempts: u32,
-
-    #[command(flatten)]
-    pub progress: QuietArgs,
-
-    /// Print the summary as one JSON object on stdout.
-    #[arg(long)]
+    pub quiet: bool,
     pub json: bool,
-
-    #[command(flatten)]
-    pub api: ApiArgs,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -644,17 +584,21 @@ fn report_poll(progress: &mut Progress, poll: u64, counts: &CategoryCounts) {
     progress.update(counts.settled(), total, &message);
 }
 
-fn check_paths(args: &StatusArgs, out: &Path) -> Result<(), StatusError> {
+fn check_paths(
+    args: &StatusOptions,
+    destination: &Destination,
+    out: &Path,
+) -> Result<(), StatusError> {
     // Defaults first: when two writes clash, the message blames the later one.
     let mut uses = vec![
         PathUse::read("the results file", &args.results),
-        PathUse::write("--context", &args.api.context),
+        PathUse::write("--context", &destination.context_file),
         PathUse::write("--out", out),
     ];
     if let Some(credentials) = &args.credentials_out {
         uses.push(PathUse::write("--credentials-out", credentials));
     }
-    if let Some(key_file) = &args.api.api_key_file {
+    if let Some(key_file) = &destination.api_key_file {
         uses.push(PathUse::read("--api-key-file", key_file));
     }
     check_distinct(&uses)?;
@@ -687,12 +631,18 @@ fn refuse_other_environment(rows: &[RowState], base_url: &str) -> Result<(), Sta
 }
 
 /// Runs the command; the exit code is decided here, fatal errors go up as `Err` (exit 2).
-pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Result<Exit> {
+/// `connect` is called once the paths are checked and the results file is read.
+pub async fn run(
+    args: StatusOptions,
+    destination: Destination,
+    connect: impl AsyncFnOnce() -> anyhow::Result<std::sync::Arc<BunqClient>>,
+    interrupt: CancellationToken,
+) -> anyhow::Result<Exit> {
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| files::default_status_path(&args.results));
-    check_paths(&args, &out)?;
+    check_paths(&args, &destination, &out)?;
     let mut rows: Vec<RowState> = read_held_provisions(&args.results)?
         .into_iter()
         .filter_map(|row| {
@@ -701,27 +651,14 @@ pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Resu
             Some(state)
         })
         .collect();
-    if rows.is_empty() && !args.progress.quiet {
+    if rows.is_empty() && !args.quiet {
         crate::output::stderr_line(&format!(
             "{} has no provisioned rows; nothing to follow",
             args.results.display()
         ));
     }
-    let rates = crate::bunq::Rates {
-        posts: None,
-        gets: args.rate,
-        puts: args.put_rate,
-    };
-    let retry = crate::bunq::RetryRules {
-        max_attempts: args.max_attempts,
-        ..Default::default()
-    };
-    let (client, _no_simulator) = crate::run::connect(&args.api, false, rates, retry).await?;
-    let base_url = args
-        .api
-        .base_url
-        .clone()
-        .unwrap_or_else(|| args.api.env.base_url().to_string());
+    let client = connect().await?;
+    let base_url = destination.base_url;
     let mut resetter = args.reset_expired.then(reset::Resetter::default);
     let deadline = args
         .timeout
@@ -729,7 +666,7 @@ pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Resu
         .map(|t| Instant::now() + t);
     let past_deadline = || deadline.is_some_and(|d| Instant::now() >= d);
     let stop = || interrupt.is_cancelled() || past_deadline();
-    let mut progress = watch_progress(args.progress.quiet || !args.watch, rows.len() as u64);
+    let mut progress = watch_progress(args.quiet || !args.watch, rows.len() as u64);
     let mut polls = 0u64;
     let mut timed_out = false;
     loop {
@@ -802,7 +739,7 @@ pub async fn run(args: StatusArgs, interrupt: CancellationToken) -> anyhow::Resu
     };
     if args.json {
         crate::output::stdout_line(&serde_json::to_string(&summary)?);
-    } else if !args.progress.quiet || summary.exit_code != Exit::Ok {
+    } else if !args.quiet || summary.exit_code != Exit::Ok {
         crate::output::stderr(&summary.to_text());
     }
     Ok(summary.exit_code)

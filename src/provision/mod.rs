@@ -24,7 +24,7 @@ use worker::Worker;
 use writer::{Event, OutcomeWriter};
 
 #[derive(Debug, thiserror::Error)]
-pub enum EngineError {
+pub enum ProvisionError {
     #[error(transparent)]
     Input(#[from] InputError),
     #[error(transparent)]
@@ -45,7 +45,7 @@ pub enum EngineError {
 
 /// Everything a provision run needs besides the client.
 #[derive(Debug, Clone)]
-pub struct EngineOptions {
+pub struct ProvisionOptions {
     pub input: PathBuf,
     pub input_options: InputOptions,
     pub results: PathBuf,
@@ -65,9 +65,9 @@ pub struct EngineOptions {
 /// rows in flight finish, the results file is compacted, and the summary says so.
 pub async fn run(
     client: Option<Arc<BunqClient>>,
-    options: EngineOptions,
+    options: ProvisionOptions,
     interrupt: CancellationToken,
-) -> Result<RunSummary, EngineError> {
+) -> Result<RunSummary, ProvisionError> {
     let started = Instant::now();
     let results_path = if options.dry_run {
         dry_run_path(&options.results)
@@ -92,7 +92,7 @@ pub async fn run(
         let options = options.clone();
         tokio::task::spawn_blocking(move || survey(&options, &provisioned_hashes))
             .await
-            .map_err(|e| EngineError::TaskFailed(e.to_string()))??
+            .map_err(|e| ProvisionError::TaskFailed(e.to_string()))??
     };
 
     let index = Arc::new(ResumeIndex::load(&options.results)?);
@@ -112,7 +112,7 @@ pub async fn run(
         let index = index.clone();
         tokio::task::spawn_blocking(move || index.load_pointer_owners())
             .await
-            .map_err(|e| EngineError::TaskFailed(e.to_string()))??;
+            .map_err(|e| ProvisionError::TaskFailed(e.to_string()))??;
     }
 
     let bulk = match &client {
@@ -138,7 +138,7 @@ pub async fn run(
         Some(path) => Some(
             crate::input::ErrorFileWriter::create(path, &headers, delimiter, options.excel_safe)
                 .map(|writer| (writer, path.clone()))
-                .map_err(|source| EngineError::ErrorFile {
+                .map_err(|source| ProvisionError::ErrorFile {
                     path: path.clone(),
                     source,
                 })?,
@@ -215,10 +215,10 @@ pub async fn run(
     drop(events);
     reader_task
         .await
-        .map_err(|e| EngineError::TaskFailed(e.to_string()))?;
+        .map_err(|e| ProvisionError::TaskFailed(e.to_string()))?;
     let tally = writer_task
         .await
-        .map_err(|e| EngineError::TaskFailed(e.to_string()))??;
+        .map_err(|e| ProvisionError::TaskFailed(e.to_string()))??;
     if let Some(error) = fatal_input.lock().unwrap_or_else(|p| p.into_inner()).take() {
         return Err(error.into());
     }
@@ -267,13 +267,16 @@ pub async fn run(
 
 /// `users.results.csv` → `users.results.dry-run.csv`.
 pub fn dry_run_path(results: &std::path::Path) -> PathBuf {
-    crate::cli::beside(results, "dry-run.csv")
+    crate::paths::beside(results, "dry-run.csv")
 }
 
 /// Reads the input once, validating as the real pass will, to count rows and to list the
 /// valid rows whose state at bunq is unknown: every one whose uuid is not among
 /// `provisioned_hashes` ([`crate::ledger::scan_provisioned_hashes`]).
-fn survey(options: &EngineOptions, provisioned_hashes: &[u32]) -> Result<Survey, EngineError> {
+fn survey(
+    options: &ProvisionOptions,
+    provisioned_hashes: &[u32],
+) -> Result<Survey, ProvisionError> {
     let mut reader = UserReader::open(&options.input, &options.input_options)?;
     let headers = reader.headers().clone();
     // Its pointer columns would read as users; its outcomes are not users' data.
@@ -282,7 +285,7 @@ fn survey(options: &EngineOptions, provisioned_hashes: &[u32]) -> Result<Survey,
         .map(|h| h.trim().trim_start_matches('\u{feff}'))
         .eq(HEADER)
     {
-        return Err(EngineError::InputIsResultsFile(options.input.clone()));
+        return Err(ProvisionError::InputIsResultsFile(options.input.clone()));
     }
     let delimiter = reader.delimiter();
     let mut rows = 0u64;

@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::error;
 
-use super::EngineError;
+use super::ProvisionError;
 use crate::bunq::without_response_ids;
 use crate::input::{ErrorFileWriter, Rule};
 use crate::ledger::{LedgerWriter, ResultRow, ResumeIndex, RowStatus};
@@ -125,8 +125,8 @@ impl OutcomeWriter {
 
     /// Runs until every sender is gone, then compacts the results file. A write failure stops
     /// the run: an outcome that cannot be recorded must not be followed by more requests.
-    pub async fn run(mut self, mut events: mpsc::Receiver<Event>) -> Result<Tally, EngineError> {
-        let mut failure: Option<EngineError> = None;
+    pub async fn run(mut self, mut events: mpsc::Receiver<Event>) -> Result<Tally, ProvisionError> {
+        let mut failure: Option<ProvisionError> = None;
         while let Some(event) = events.recv().await {
             if failure.is_some() {
                 if let Event::Pending { ack, .. } = event {
@@ -150,7 +150,7 @@ impl OutcomeWriter {
         Ok(self.tally)
     }
 
-    fn handle(&mut self, event: Event) -> Result<(), EngineError> {
+    fn handle(&mut self, event: Event) -> Result<(), ProvisionError> {
         match event {
             Event::Pending { row, ack } => {
                 let written = self.ledger.append(&row);
@@ -173,7 +173,7 @@ impl OutcomeWriter {
                 {
                     errors
                         .write(row.line, cells, &row.error)
-                        .map_err(|source| EngineError::ErrorFile {
+                        .map_err(|source| ProvisionError::ErrorFile {
                             path: path.clone(),
                             source,
                         })?;

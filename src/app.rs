@@ -8,12 +8,12 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::bunq::{ApiKey, BunqClient, ClientConfig, ContextStore, Rates, RetryRules};
-use crate::cli::{ApiArgs, Cli, Command, ProvisionArgs, load_api_key};
-use crate::engine::{self, EngineOptions};
+use crate::cli::{ApiArgs, Cli, Command, ProvisionArgs, completions, load_api_key};
 use crate::exit::Exit;
 use crate::input::ERROR_FILE_COLUMNS;
 use crate::lock::{lock_input, lock_results};
 use crate::paths::{PathUse, check_distinct, check_ours_or_absent};
+use crate::provision::{self, ProvisionOptions};
 use crate::report::shell_quote;
 use crate::sim::{SimOptions, Simulator};
 use crate::spool::{self, InputKind, SpoolError};
@@ -23,22 +23,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Provision(args) => provision(*args).await,
         Command::Validate(args) => validate(args).await,
-        Command::Status(args) => crate::status::run(*args, interrupt_on_signals()).await,
-        Command::Cancel(args) => crate::cancel::run(*args, interrupt_on_signals()).await,
-        Command::Simulate(mut args) => {
-            args.options.api_key = args.accepted_api_key()?;
-            crate::sim::serve_until_signal(args.listen, args.options).await?;
+        Command::Status(args) => {
+            let (api, rates, retry) = (args.api.clone(), args.rates(), args.retry());
+            let connect = async move || Ok(connect(&api, false, rates, retry).await?.0);
+            let interrupt = interrupt_on_signals();
+            crate::status::run(args.options(), args.api.destination(), connect, interrupt).await
+        }
+        Command::Cancel(args) => {
+            let (api, rates, retry) = (args.api.clone(), args.rates(), args.retry());
+            let connect = async move || Ok(connect(&api, false, rates, retry).await?.0);
+            let interrupt = interrupt_on_signals();
+            crate::cancel::run(args.options(), args.api.destination(), connect, interrupt).await
+        }
+        Command::Simulate(args) => {
+            crate::sim::serve_until_signal(args.listen, args.options()?).await?;
             Ok(Exit::Ok)
         }
         Command::Completions(args) => {
             let mut script = Vec::new();
-            crate::completions::write_completions(args.shell, &mut script);
+            completions::write_completions(args.shell, &mut script);
             write_stdout(&script)?;
             Ok(Exit::Ok)
         }
         Command::Man(args) => {
             let mut page = Vec::new();
-            crate::completions::write_man_page(args.command.as_deref(), &mut page)?;
+            completions::write_man_page(args.command.as_deref(), &mut page)?;
             write_stdout(&page)?;
             Ok(Exit::Ok)
         }
@@ -155,12 +164,8 @@ pub async fn connect(
             Some(simulator),
         )
     } else {
-        let base_url = api
-            .base_url
-            .clone()
-            .unwrap_or_else(|| api.env.base_url().to_string());
         (
-            base_url,
+            api.base_url(),
             load_api_key(api)?,
             ContextStore::File(api.context.clone()),
             None,
@@ -191,7 +196,7 @@ fn check_error_file_target(errors: Option<&Path>) -> Result<(), crate::paths::Fo
 
 /// `<input stem>.results.csv` beside the input.
 pub fn default_results_path(input: &Path) -> PathBuf {
-    crate::cli::beside(input, "results.csv")
+    crate::paths::beside(input, "results.csv")
 }
 
 /// `validate`: the check runs on a blocking thread. Standard input or a FIFO is copied first;
@@ -259,7 +264,7 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<Exit> {
         || args.api.api_key_file.is_some()
         || std::env::var_os("BUNQ_API_KEY").is_some();
     // A dry run reads the results file and writes its own file beside it.
-    let dry_run_file = args.dry_run.then(|| engine::dry_run_path(&results));
+    let dry_run_file = args.dry_run.then(|| provision::dry_run_path(&results));
     // Defaults first: when two writes clash, the message blames the later one.
     let mut uses = vec![PathUse::read("the input", &args.input)];
     if need_client && !args.simulate {
@@ -322,7 +327,7 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<Exit> {
     } else {
         (None, None)
     };
-    let options = EngineOptions {
+    let options = ProvisionOptions {
         input: input.path.clone(),
         input_options,
         results: results.clone(),
@@ -336,7 +341,7 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<Exit> {
         show_payloads: args.show_payloads,
         rerun_command: rerun_command(&results, input.kind),
     };
-    let summary = engine::run(client, options, interrupt).await?;
+    let summary = provision::run(client, options, interrupt).await?;
     drop(input);
     if let Some(simulator) = simulator {
         simulator.shutdown().await;

@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span};
 
-use super::EngineOptions;
+use super::ProvisionOptions;
 use super::reconcile::BulkResult;
 use super::writer::{Event, Finish};
 use crate::bunq::{
@@ -19,7 +19,7 @@ use crate::ledger::{ResultRow, ResumeIndex, RowStatus, now_timestamp};
 
 pub struct Worker {
     pub client: Option<Arc<BunqClient>>,
-    pub options: EngineOptions,
+    pub options: ProvisionOptions,
     pub index: Arc<ResumeIndex>,
     pub bulk: BulkResult,
     pub events: mpsc::Sender<Event>,

@@ -1,4 +1,4 @@
-//! Shell completions and man pages, generated from the clap definition in [`crate::cli`] so
+//! Shell completions and man pages, generated from the clap definition in [`super`] so
 //! they can never drift from the real flags.
 
 use std::io::Write;
@@ -6,7 +6,7 @@ use std::io::Write;
 use clap::{Args, CommandFactory};
 use clap_complete::Shell;
 
-use crate::cli::Cli;
+use super::Cli;
 
 /// `bunq-onboard completions SHELL`: the completion script on stdout.
 #[derive(Debug, Clone, Args)]
