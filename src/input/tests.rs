@@ -1,9 +1,65 @@
-//! Tests of the input module end to end: fixture files through `UserReader`, the error file round trip, `run_validate` output, and a no-panic property.
+//! Tests of the input module: the names of rules, pointer types and products, then end to end:
+//! fixture files through `UserReader`, the error file round trip, `run_validate` output, and a
+//! no-panic property.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::*;
+
+#[test]
+fn rule_names_are_unique_kebab_case() {
+    let mut seen = std::collections::HashSet::new();
+    for rule in Rule::ALL {
+        let name = rule.as_str();
+        assert!(seen.insert(name), "{name} twice");
+        assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'));
+        assert_eq!(serde_json::to_string(&rule).unwrap(), format!("\"{name}\""));
+    }
+}
+
+#[test]
+fn pointer_type_and_product_names() {
+    assert_eq!(PointerType::Email.to_string(), "EMAIL");
+    assert_eq!(
+        serde_json::to_string(&PointerType::PhoneNumber).unwrap(),
+        "\"PHONE_NUMBER\""
+    );
+    assert_eq!(
+        PointerType::parse(" phone_number "),
+        Some(PointerType::PhoneNumber)
+    );
+    assert_eq!(PointerType::parse("e-mail"), None);
+    for product in Product::ALL {
+        assert_eq!(
+            serde_json::to_string(&product).unwrap(),
+            format!("\"{}\"", product.as_str())
+        );
+        assert_eq!(
+            Product::parse(&product.as_str().to_lowercase()),
+            Some(product)
+        );
+    }
+    assert_eq!(
+        Product::parse("user-anonymous transaction_audit"),
+        Some(Product::UserAnonymousTransactionAudit)
+    );
+    assert_eq!(Product::parse("USER"), None);
+    assert_eq!(Product::parse("ÜSER_VERIFIED"), None);
+}
+
+#[test]
+fn missing_column_message_lists_found_columns() {
+    let error = InputError::MissingColumn {
+        path: "users.csv".into(),
+        missing: "pointer_value".into(),
+        found: vec!["pointer_type".into(), "name".into()],
+    };
+    assert_eq!(
+        error.to_string(),
+        "users.csv: missing required column pointer_value; columns found: pointer_type, name"
+    );
+}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
