@@ -201,7 +201,8 @@ pub fn default_results_path(input: &Path) -> PathBuf {
 
 /// `validate`: the check runs on a blocking thread. Standard input or a FIFO is copied first;
 /// only then are signals taken over, so Ctrl-C on a plain file stops it as it always did.
-async fn validate(mut args: crate::input::ValidateArgs) -> anyhow::Result<Exit> {
+async fn validate(args: crate::cli::ValidateArgs) -> anyhow::Result<Exit> {
+    let mut args = args.options();
     let mut uses = vec![PathUse::read("the input", &args.input)];
     if let Some(errors) = &args.errors {
         uses.push(PathUse::write("--errors", errors));
@@ -218,7 +219,7 @@ async fn validate(mut args: crate::input::ValidateArgs) -> anyhow::Result<Exit> 
     };
     args.input = input.path.clone();
     args.input_options.shown_as = Some(input.shown_as.clone());
-    let check = tokio::task::spawn_blocking(move || crate::input::run_validate(&args));
+    let check = tokio::task::spawn_blocking(move || crate::validate::run_validate(&args));
     let summary = if input.kind.is_read_once() {
         // The copy must not outlive the command, even when a signal ends it.
         tokio::select! {
@@ -310,7 +311,7 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<Exit> {
     } else {
         lock_input(&input.path)?
     };
-    let mut input_options = args.input_options.clone();
+    let mut input_options = args.input_options.options();
     input_options.shown_as = Some(input.shown_as.clone());
     let (client, simulator) = if need_client {
         let rates = Rates {

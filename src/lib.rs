@@ -43,6 +43,7 @@ pub(crate) mod report;
 pub(crate) mod sim;
 pub(crate) mod spool;
 pub(crate) mod status;
+pub(crate) mod validate;
 pub(crate) mod values;
 
 // What the binary needs: the command line, the run, the exit code and the stderr writer.

@@ -9,6 +9,7 @@ pub(crate) mod completions;
 mod provision;
 mod simulate;
 mod status;
+mod validate;
 mod value_enums;
 
 use std::path::PathBuf;
@@ -17,13 +18,13 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::bunq::{Backoff, BodyFormat, Destination, Environment};
-use crate::input::ValidateArgs;
 use crate::values::{parse_duration, parse_request_timeout};
 pub(crate) use api_key::load_api_key;
 pub use cancel::CancelArgs;
 pub use provision::ProvisionArgs;
 pub use simulate::SimulateArgs;
 pub use status::StatusArgs;
+pub use validate::{InputArgs, ValidateArgs};
 
 /// Onboard whole user lists into bunq through the partner API.
 ///

@@ -4,8 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{ApiArgs, BackoffArgs, ConcurrencyArgs, QuietArgs};
-use crate::input::InputOptions;
+use super::{ApiArgs, BackoffArgs, ConcurrencyArgs, InputArgs, QuietArgs};
 use crate::values::parse_rate;
 
 #[derive(Debug, Clone, Args)]
@@ -82,7 +81,7 @@ pub struct ProvisionArgs {
     pub backoff: BackoffArgs,
 
     #[command(flatten)]
-    pub input_options: InputOptions,
+    pub input_options: InputArgs,
 
     #[command(flatten)]
     pub api: ApiArgs,

@@ -40,7 +40,7 @@ pub fn parse_delimiter(text: &str) -> Result<u8, InputError> {
 }
 
 /// clap value parser for `--delimiter`, so a bad value fails at argument parsing.
-pub(super) fn parse_delimiter_arg(text: &str) -> Result<u8, String> {
+pub(crate) fn parse_delimiter_arg(text: &str) -> Result<u8, String> {
     parse_delimiter(text).map_err(|error| error.to_string())
 }
 

@@ -1,4 +1,5 @@
-//! Input CSV: options, the row model, fatal input errors; the submodules own dialects, reading, validation, the error file and the `validate` command.
+//! Input CSV: options, the row model, fatal input errors; the submodules own dialects,
+//! reading, validation and the error file.
 //!
 //! The flow is `UserReader::open` (decode, sniff the delimiter, map the header)
 //! then `UserReader::next_row`, which yields every record with its original
@@ -32,7 +33,6 @@
 //! - Cells are trimmed and `excel_unescape`d before validation; `InputRow::cells`
 //!   keeps them as read. Rows whose cells are all blank are skipped.
 
-mod command;
 mod dialect;
 mod email;
 mod excel;
@@ -47,10 +47,9 @@ mod tests;
 use std::fmt;
 use std::path::PathBuf;
 
-// Tests outside `command` (and the engine's) reach these through here.
-#[cfg(test)]
-pub(crate) use command::run_validate_to;
-pub use command::{RuleCount, ValidateArgs, run_validate};
+use crate::problems::{ProblemExample, ProblemGroup};
+
+pub(crate) use dialect::parse_delimiter_arg;
 pub(crate) use dialect::sniff_delimiter;
 pub use excel::{ERROR_FILE_COLUMNS, ErrorFileWriter, excel_escape, excel_unescape};
 pub use reader::UserReader;
@@ -59,22 +58,35 @@ pub use validate::DuplicateRecord;
 #[cfg(test)]
 pub(crate) use validate::derive_external_uuid;
 
-/// How to read the input file; shared by `validate` and `run`.
-#[derive(clap::Args, Debug, Clone, Default)]
+/// How to read the input file; shared by `validate` and `provision`.
+#[derive(Debug, Clone, Default)]
 pub struct InputOptions {
-    /// Field delimiter; sniffed from the header line among , ; TAB | when not given
-    #[arg(long, value_name = "CHAR", value_parser = dialect::parse_delimiter_arg)]
+    /// Field delimiter; `None` sniffs it from the header line among , ; TAB |.
     pub delimiter: Option<u8>,
-    /// Input encoding: auto (UTF-8, or Windows-1252 when the file is not UTF-8, said on stderr), utf-8, or latin1 / windows-1252
-    #[arg(long, value_enum, default_value = "auto", value_name = "ENCODING")]
     pub encoding: Encoding,
-    /// Region used to read phone numbers written without a country code, e.g. NL for 0612345678
-    #[arg(long, value_name = "REGION")]
+    /// Region used to read phone numbers written without a country code (NL: 0612345678).
     pub default_region: Option<String>,
     /// How messages name the input when the file read is not the one given: a copy of
     /// standard input is read from a temporary file but called "standard input".
-    #[arg(skip)]
     pub shown_as: Option<PathBuf>,
+}
+
+/// How often one rule was broken, with the first examples.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RuleCount {
+    pub rule: Rule,
+    pub count: u64,
+    pub examples: Vec<ProblemExample>,
+}
+
+impl From<ProblemGroup<Rule>> for RuleCount {
+    fn from(group: ProblemGroup<Rule>) -> Self {
+        Self {
+            rule: group.key,
+            count: group.count,
+            examples: group.examples,
+        }
+    }
 }
 
 /// Character encoding of the input file (names and help on the command line: `crate::cli`).

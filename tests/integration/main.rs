@@ -14,6 +14,7 @@
 //! - `lifecycle`: undoing a batch (`cancel`) and renewing expired credentials
 //!   (`status --reset-expired`);
 //! - `finish`: completions, man pages, help examples, the grouped run summary;
+//! - `layers`: the module map's arrows point down (read from the sources, no process);
 //! - `status`: following provisions to the finish;
 //! - `validation`: one user per address, our re-saved results file, encodings.
 
@@ -24,6 +25,7 @@ mod faults;
 mod files;
 mod finish;
 mod guards;
+mod layers;
 mod lifecycle;
 mod operator;
 mod provision;
