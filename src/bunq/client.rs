@@ -20,10 +20,10 @@ use super::wire::{BodyFormat, Envelope, Provision, ProvisionRequest, created_pro
 /// bunq's partner hosts (docs/protocol.md §3). All paths live under `/v1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Environment {
-    /// https://partner-api.sandbox.bunq.com/v1 — test data, sandbox keys (`sandbox_…`).
+    /// <https://partner-api.sandbox.bunq.com/v1>: test data, sandbox keys (`sandbox_…`).
     #[default]
     Sandbox,
-    /// https://api.partner.bunq.com/v1 — real customers.
+    /// <https://api.partner.bunq.com/v1>: real customers.
     Production,
 }
 

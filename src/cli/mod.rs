@@ -155,20 +155,22 @@ pub struct QuietArgs {
 /// that retries with its own flags.
 #[derive(Args, Debug, Clone)]
 pub struct BackoffArgs {
-    /// First retry delay; later ones double, with full jitter.
-    #[arg(long, value_name = "DURATION", default_value = "250ms", value_parser = parse_duration, hide = true)]
-    pub backoff_base: Duration,
+    /// First retry delay; later ones double, with full jitter. [default: 250ms]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, hide = true)]
+    pub backoff_base: Option<Duration>,
 
-    /// Longest retry delay.
-    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration, hide = true)]
-    pub backoff_cap: Duration,
+    /// Longest retry delay. [default: 20s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, hide = true)]
+    pub backoff_cap: Option<Duration>,
 }
 
 impl BackoffArgs {
+    /// The flags over [`Backoff::default`], the one place the defaults are written.
     pub fn backoff(&self) -> Backoff {
+        let default = Backoff::default();
         Backoff {
-            base: self.backoff_base,
-            cap: self.backoff_cap,
+            base: self.backoff_base.unwrap_or(default.base),
+            cap: self.backoff_cap.unwrap_or(default.cap),
         }
     }
 }

@@ -16,6 +16,8 @@ Examples:
   bunq-onboard provision users.csv --api-key-file bunq.key --dry-run --show-payloads 2
   # Production, 8 in flight, rows to fix written to a file you can feed back
   bunq-onboard provision users.csv --env production --api-key-file bunq.key --errors fix.csv")]
+// The help text shows `<results>` placeholders, which rustdoc would read as HTML.
+#[allow(rustdoc::invalid_html_tags)]
 pub struct ProvisionArgs {
     /// The users CSV (see README: columns email / phone_number / name / external_uuid / products).
     /// `-` reads standard input; it and pipes are copied once to a private temporary file.

@@ -28,6 +28,8 @@ Examples:
 /// Fetch the state of the provisioned users of a results file and write a status CSV.
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_help = AFTER_HELP)]
+// The help text shows `<results>` placeholders, which rustdoc would read as HTML.
+#[allow(rustdoc::invalid_html_tags)]
 pub struct StatusArgs {
     /// The results CSV of a provision run.
     pub results: PathBuf,
