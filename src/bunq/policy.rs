@@ -266,6 +266,11 @@ impl BunqClient {
             });
             (Ending::Failed { error, text }, attempts)
         };
+        // Nothing of this request was sent without a session: it ends, as a refusal would.
+        let no_session = |error: CallError| {
+            let text = format!("could not open a bunq session: {error}");
+            Ending::Failed { error, text }
+        };
         loop {
             if check_before_sending && let Some(settle) = &mut settle {
                 check_before_sending = false;
@@ -305,10 +310,7 @@ impl BunqClient {
                         let (_, seen) = self.session.current().await;
                         match self.open_session(seen).await {
                             Ok(opened) => own_renewals += u32::from(opened),
-                            Err(e) => {
-                                let text = format!("could not open a bunq session: {e}");
-                                return (Ending::Failed { error: e, text }, attempts);
-                            }
+                            Err(e) => return (no_session(e), attempts),
                         }
                     }
                     self.session.current().await
@@ -345,10 +347,7 @@ impl BunqClient {
                     let proven = self.session.is_proven(generation);
                     match self.open_session(generation).await {
                         Ok(opened) => own_renewals += u32::from(opened && !proven),
-                        Err(e) => {
-                            let text = format!("could not open a bunq session: {e}");
-                            return (Ending::Failed { error: e, text }, attempts);
-                        }
+                        Err(e) => return (no_session(e), attempts),
                     }
                     // bunq acted on nothing it refused to authenticate.
                     attempts -= 1;
