@@ -5,7 +5,8 @@ use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::{RowState, StatusError};
+use super::StatusError;
+use super::model::RowState;
 
 /// The status CSV header, in contract order (README "Following provisions: status").
 pub const STATUS_HEADER: [&str; 8] = [

@@ -5,7 +5,7 @@
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Category, RowState, Seen};
+use super::model::{Category, RowState, Seen};
 use crate::bunq::{BunqClient, ChangeOutcome, ProvisionChange, RequestCounts};
 
 /// Reset texts kept for the summary; rows beyond these are counted only.

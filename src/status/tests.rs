@@ -1,7 +1,17 @@
 //! Unit tests of the status command: classification, grouping, exit codes and the files.
 
-use super::*;
-use crate::bunq::Credential;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use uuid::Uuid;
+
+use super::model::{Category, RowState, Seen, apply, unsettled_ids};
+use super::summary::{
+    CategoryCounts, RequestTally, StatusSummary, earliest_expiry, exit_code, group,
+};
+use super::{StatusError, files};
+use crate::bunq::{Credential, Fetched, Provision};
+use crate::exit::Exit;
 
 fn provision(
     id: u64,
