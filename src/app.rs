@@ -14,7 +14,7 @@ use crate::input::ERROR_FILE_COLUMNS;
 use crate::lock::{lock_input, lock_results};
 use crate::paths::{PathUse, check_distinct, check_ours_or_absent};
 use crate::provision::{self, ProvisionOptions};
-use crate::report::shell_quote;
+use crate::report::{Summary, shell_quote};
 use crate::sim::{SimOptions, Simulator};
 use crate::spool::{self, InputKind, SpoolError};
 
@@ -27,13 +27,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             let (api, rates, retry) = (args.api.clone(), args.rates(), args.retry());
             let connect = async move || Ok(connect(&api, false, rates, retry).await?.0);
             let interrupt = interrupt_on_signals();
-            crate::status::run(args.options(), args.api.destination(), connect, interrupt).await
+            let options = args.options();
+            let summary =
+                crate::status::run(options, args.api.destination(), connect, interrupt).await?;
+            print_summary(&summary, args.json, args.progress.quiet)
         }
         Command::Cancel(args) => {
             let (api, rates, retry) = (args.api.clone(), args.rates(), args.retry());
             let connect = async move || Ok(connect(&api, false, rates, retry).await?.0);
             let interrupt = interrupt_on_signals();
-            crate::cancel::run(args.options(), args.api.destination(), connect, interrupt).await
+            let options = args.options();
+            let summary =
+                crate::cancel::run(options, args.api.destination(), connect, interrupt).await?;
+            print_summary(&summary, args.json, args.progress.quiet)
         }
         Command::Simulate(args) => {
             crate::sim::serve_until_signal(args.listen, args.options()?).await?;
@@ -52,6 +58,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             Ok(Exit::Ok)
         }
     }
+}
+
+/// Prints a command's summary, the same way for every command (see [`Summary`]); closed
+/// pipes drop the text instead of failing a finished run.
+fn print_summary(summary: &impl Summary, json: bool, quiet: bool) -> anyhow::Result<Exit> {
+    if json {
+        crate::output::stdout_line(&serde_json::to_string(summary)?);
+    } else if !quiet || summary.shown_when_quiet() {
+        crate::output::stderr(&summary.to_text());
+    }
+    Ok(summary.exit_code())
 }
 
 /// Writes generated text to stdout; a reader that closed the pipe early (`| head`) is not an
@@ -347,12 +364,7 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<Exit> {
     if let Some(simulator) = simulator {
         simulator.shutdown().await;
     }
-    if args.json {
-        crate::output::stdout_line(&serde_json::to_string(&summary)?);
-    } else if !args.progress.quiet || summary.exit_code() != Exit::Ok {
-        crate::output::stderr(&summary.to_text());
-    }
-    Ok(summary.exit_code())
+    print_summary(&summary, args.json, args.progress.quiet)
 }
 
 /// The same command line with `--results` spelled out, so a rerun always finds the file.

@@ -13,6 +13,20 @@ use crate::exit::Exit;
 use crate::input::RuleCount;
 use crate::problems::{ProblemExample, ProblemGroup};
 
+/// A command's end-of-run summary. The app prints every command's the same way: one JSON
+/// object on stdout with `--json`, else text on stderr, which `--quiet` keeps back unless
+/// [`Summary::shown_when_quiet`].
+pub(crate) trait Summary: Serialize {
+    /// The process exit code the summary stands for.
+    fn exit_code(&self) -> Exit;
+    /// The text for stderr, ending in a newline.
+    fn to_text(&self) -> String;
+    /// Printed even with `--quiet`: by default when the run did not end well.
+    fn shown_when_quiet(&self) -> bool {
+        self.exit_code() != Exit::Ok
+    }
+}
+
 /// Counts of a provision run, printed at the end and by `--json`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunSummary {
@@ -50,9 +64,9 @@ pub struct RunSummary {
     pub rerun_command: Option<String>,
 }
 
-impl RunSummary {
+impl Summary for RunSummary {
     /// Exit code per README: 0 all done, 1 rows invalid/failed/unfinished, 130 interrupted.
-    pub fn exit_code(&self) -> Exit {
+    fn exit_code(&self) -> Exit {
         if self.interrupted {
             Exit::Interrupted
         } else if self.failed > 0 || self.invalid > 0 || self.unfinished > 0 {
@@ -62,7 +76,7 @@ impl RunSummary {
         }
     }
 
-    pub fn to_text(&self) -> String {
+    fn to_text(&self) -> String {
         let mut text = String::new();
         let verb = if self.dry_run {
             "would provision"

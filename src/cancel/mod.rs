@@ -45,7 +45,6 @@ pub struct CancelOptions {
     pub concurrency: usize,
     pub excel_safe: bool,
     pub quiet: bool,
-    pub json: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +76,7 @@ pub async fn run(
     destination: Destination,
     connect: impl AsyncFnOnce() -> anyhow::Result<Arc<BunqClient>>,
     interrupt: CancellationToken,
-) -> anyhow::Result<crate::exit::Exit> {
+) -> anyhow::Result<CancelSummary> {
     let started = Instant::now();
     let mut uses = vec![PathUse::write("the results file", &args.results)];
     if !args.dry_run {
@@ -130,19 +129,7 @@ pub async fn run(
     if summary.failed > 0 || summary.unfinished > 0 {
         summary.rerun_command = Some(rerun_command());
     }
-    // Through `output`: a reader that went away (`| head`) must not turn a finished cancel
-    // into a panic.
-    if args.json {
-        crate::output::stdout_line(&serde_json::to_string(&summary)?);
-    } else if args.dry_run {
-        crate::output::stderr_line(&format!(
-            "would cancel {} users (listed on stdout); {} already cancelled; nothing was sent",
-            summary.targeted, summary.already_cancelled
-        ));
-    } else if !args.quiet || summary.exit_code() != crate::exit::Exit::Ok {
-        crate::output::stderr(&summary.to_text());
-    }
-    Ok(summary.exit_code())
+    Ok(summary)
 }
 
 /// Keeps the rows whose provision bunq holds under the row's own external_uuid (see

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::exit::Exit;
+use crate::report::Summary;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CancelSummary {
@@ -37,9 +38,9 @@ pub struct CancelSummary {
 /// Failure texts shown in the summary; the results file has every one.
 pub const FAILURES_SHOWN: usize = 5;
 
-impl CancelSummary {
+impl Summary for CancelSummary {
     /// 0 every targeted row cancelled, 1 some failed or unfinished, 130 interrupted.
-    pub fn exit_code(&self) -> Exit {
+    fn exit_code(&self) -> Exit {
         if self.interrupted {
             Exit::Interrupted
         } else if self.failed > 0 || self.unfinished > 0 {
@@ -49,7 +50,18 @@ impl CancelSummary {
         }
     }
 
-    pub fn to_text(&self) -> String {
+    /// A dry run says what it would do (the targets are on stdout).
+    fn shown_when_quiet(&self) -> bool {
+        self.dry_run || self.exit_code() != Exit::Ok
+    }
+
+    fn to_text(&self) -> String {
+        if self.dry_run {
+            return format!(
+                "would cancel {} users (listed on stdout); {} already cancelled; nothing was sent\n",
+                self.targeted, self.already_cancelled
+            );
+        }
         let mut text = format!(
             "{} users targeted in {:.1}s: {} cancelled, {} found closed at bunq, {} failed",
             self.targeted, self.elapsed_secs, self.cancelled, self.found_closed, self.failed

@@ -94,7 +94,6 @@ impl CancelArgs {
             concurrency: usize::from(self.concurrency.concurrency),
             excel_safe: self.excel_safe,
             quiet: self.progress.quiet,
-            json: self.json,
         }
     }
 

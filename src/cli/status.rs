@@ -101,7 +101,6 @@ impl StatusArgs {
             credentials_out: self.credentials_out.clone(),
             reset_expired: self.reset_expired,
             quiet: self.progress.quiet,
-            json: self.json,
         }
     }
 

@@ -31,13 +31,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::bunq::{BunqClient, Destination, RequestCounts, fetch_by_ids};
-use crate::exit::Exit;
 use crate::ledger::{LedgerError, now_timestamp, read_held_provisions};
 use crate::paths::{PathUse, check_distinct, check_ours_or_absent};
 use model::{RowState, Seen, apply, unsettled_ids};
+pub(crate) use summary::StatusSummary;
 use summary::{
-    CategoryCounts, RequestTally, StatusSummary, earliest_expiry, exit_code, group, report_poll,
-    watch_progress,
+    CategoryCounts, RequestTally, earliest_expiry, exit_code, group, report_poll, watch_progress,
 };
 
 /// What `status` does, from its command line.
@@ -58,7 +57,6 @@ pub struct StatusOptions {
     /// Ask for a new token for expired credentials, once per row and run.
     pub reset_expired: bool,
     pub quiet: bool,
-    pub json: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,7 +146,7 @@ pub async fn run(
     destination: Destination,
     connect: impl AsyncFnOnce() -> anyhow::Result<std::sync::Arc<BunqClient>>,
     interrupt: CancellationToken,
-) -> anyhow::Result<Exit> {
+) -> anyhow::Result<StatusSummary> {
     let out = args
         .out
         .clone()
@@ -248,12 +246,7 @@ pub async fn run(
         interrupted,
         exit_code: exit_code(&counts, args.watch, interrupted),
     };
-    if args.json {
-        crate::output::stdout_line(&serde_json::to_string(&summary)?);
-    } else if !args.quiet || summary.exit_code != Exit::Ok {
-        crate::output::stderr(&summary.to_text());
-    }
-    Ok(summary.exit_code)
+    Ok(summary)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::model::{Category, RowState};
 use crate::bunq::{BunqClient, RequestCounts};
 use crate::exit::Exit;
+use crate::report::Summary;
 use crate::report::{Progress, ProgressStyleSpec};
 
 /// Rows per category.
@@ -140,7 +141,7 @@ impl RequestTally {
 
 /// The end-of-run summary (stderr text, or one JSON object with --json).
 #[derive(Debug, Clone, Serialize)]
-pub(super) struct StatusSummary {
+pub(crate) struct StatusSummary {
     pub(super) rows: u64,
     #[serde(flatten)]
     pub(super) counts: CategoryCounts,
@@ -169,8 +170,14 @@ pub(super) struct StatusSummary {
     pub(super) exit_code: Exit,
 }
 
-impl StatusSummary {
-    pub(super) fn to_text(&self) -> String {
+impl StatusSummary {}
+
+impl Summary for StatusSummary {
+    fn exit_code(&self) -> Exit {
+        self.exit_code
+    }
+
+    fn to_text(&self) -> String {
         let c = &self.counts;
         let mut text = format!(
             "{} provisioned users, {} poll(s): {} ready, {} active, {} pending, {} failed",

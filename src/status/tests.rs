@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
 
+use crate::report::Summary;
+
 use super::model::{Category, RowState, Seen, apply, unsettled_ids};
 use super::summary::{
     CategoryCounts, RequestTally, StatusSummary, earliest_expiry, exit_code, group,
