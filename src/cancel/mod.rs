@@ -10,10 +10,10 @@
 //! (each id must be the row's user at this bunq before any PUT), [`summary`]; one PUT is
 //! carried to a known end by the toolkit ([`crate::bunq::ChangeOutcome`]).
 
-pub mod confirm;
-pub mod owner;
-pub mod summary;
-pub mod targets;
+mod confirm;
+mod owner;
+mod summary;
+mod targets;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -27,7 +27,8 @@ use crate::ledger::{LedgerError, LedgerWriter, ResultRow, RowStatus, now_timesta
 use crate::lock::lock_results;
 use crate::paths::{PathUse, check_distinct};
 use crate::report::{Progress, ProgressStyleSpec, shell_quote};
-use summary::{CancelSummary, FAILURES_SHOWN};
+pub(crate) use summary::CancelSummary;
+use summary::FAILURES_SHOWN;
 pub use targets::LineSelection;
 
 /// What `cancel` does, from its command line.
@@ -69,8 +70,9 @@ pub enum CancelError {
     },
 }
 
-/// Runs the command; the exit code is decided here, fatal errors go up as `Err` (exit 2).
-/// `connect` is called only when there is something to cancel and the operator confirmed.
+/// Runs the command to its summary (which decides the exit code); fatal errors go up as `Err`
+/// (exit 2). `connect` is called only when there is something to cancel and the operator
+/// confirmed.
 pub async fn run(
     args: CancelOptions,
     destination: Destination,

@@ -2,7 +2,7 @@
 //! what is unknown, provisions the rest through a bounded concurrent stream, and hands every
 //! outcome to the one task that owns the results file and the progress display.
 
-pub mod reconcile;
+mod reconcile;
 mod worker;
 mod writer;
 

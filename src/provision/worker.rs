@@ -140,10 +140,8 @@ impl Worker {
         }
         let span = info_span!("row", line, external_uuid = %uuid);
         let settled = async {
-            match self.bulk.found(&uuid) {
-                Some(Lookup::Exists(id)) => return done_provisioned(Finish::Reconciled, id, 0),
-                Some(Lookup::Closed(id)) => return done_closed(id, 0),
-                Some(Lookup::Absent) | None => {}
+            if let Some(found) = self.bulk.found(&uuid).and_then(found_at_bunq) {
+                return found;
             }
             if let Some(problem) = self.provisioned_under_another_uuid(&user, pointer) {
                 return problem;
@@ -152,14 +150,11 @@ impl Worker {
             let needs_lookup = !self.bulk.is_absent(&uuid);
             if self.options.dry_run {
                 // Read-only: a row the bulk scan could not settle is looked up one by one.
-                if let (true, Some(client)) = (needs_lookup, &self.client) {
-                    match find_by_uuid(client, uuid).await {
-                        Ok(Lookup::Exists(id)) => {
-                            return done_provisioned(Finish::Reconciled, id, 0);
-                        }
-                        Ok(Lookup::Closed(id)) => return done_closed(id, 0),
-                        Ok(Lookup::Absent) | Err(_) => {}
-                    }
+                if let (true, Some(client)) = (needs_lookup, &self.client)
+                    && let Ok(lookup) = find_by_uuid(client, uuid).await
+                    && let Some(found) = found_at_bunq(lookup)
+                {
+                    return found;
                 }
                 self.show_payload(&user);
                 return Settled::Done {
@@ -266,9 +261,11 @@ impl Worker {
         let uuid = user.external_uuid;
         if needs_lookup {
             match find_by_uuid(client, uuid).await {
-                Ok(Lookup::Exists(id)) => return done_provisioned(Finish::Reconciled, id, 0),
-                Ok(Lookup::Closed(id)) => return done_closed(id, 0),
-                Ok(Lookup::Absent) => {}
+                Ok(lookup) => {
+                    if let Some(found) = found_at_bunq(lookup) {
+                        return found;
+                    }
+                }
                 Err(e) => {
                     // Unknown state and no way to check: sending could create a duplicate.
                     if self.stop.is_cancelled() {
@@ -287,11 +284,7 @@ impl Worker {
         let settle = Settle {
             check: || async move {
                 match find_by_uuid(client, uuid).await {
-                    Ok(Lookup::Absent) => Check::NotDone,
-                    Ok(Lookup::Exists(id)) => {
-                        Check::Done(done_provisioned(Finish::Reconciled, id, 0))
-                    }
-                    Ok(Lookup::Closed(id)) => Check::Done(done_closed(id, 0)),
+                    Ok(lookup) => found_at_bunq(lookup).map_or(Check::NotDone, Check::Done),
                     Err(e) => Check::Unknown(e),
                 }
             },
@@ -344,6 +337,16 @@ fn user_row(
         error,
         attempts,
         updated_at: now_timestamp(),
+    }
+}
+
+/// What finding the row at bunq settles: provisioned (reconciled), or cancelled when its
+/// provision is closed; nothing when bunq does not hold it.
+fn found_at_bunq(lookup: Lookup) -> Option<Settled> {
+    match lookup {
+        Lookup::Exists(id) => Some(done_provisioned(Finish::Reconciled, id, 0)),
+        Lookup::Closed(id) => Some(done_closed(id, 0)),
+        Lookup::Absent => None,
     }
 }
 
@@ -486,7 +489,7 @@ mod tests {
                     if has_both { &[BodyFormat::Pointer, BodyFormat::Flat] } else { &[BodyFormat::Pointer] };
                 for &format in formats {
                     let body = request_for(&user).to_body(format);
-                    let accepted = crate::sim::provision::parse_create_body(&body);
+                    let accepted = crate::sim::parse_create_body(&body);
                     prop_assert!(accepted.is_ok(), "{:?}: {}", accepted.as_ref().err(), String::from_utf8_lossy(&body));
                     let sent = accepted.unwrap();
                     prop_assert_eq!(&sent.external_uuid, &expected_uuid.to_string());

@@ -2,16 +2,17 @@
 //! documented protocol (docs/protocol.md; its own choices in §16), so tests and benchmarks
 //! run the same client code that talks to bunq.
 //!
-//! Module layout: [`options`] (flags), [`server`] (HTTP pipeline and endpoints),
-//! [`provision`] (provision model, validation, progression, paging), [`state`] (shared state
-//! and the public snapshot types), [`ratelimit`] (sliding windows), [`crypto`] (RSA).
+//! Module layout: [`options`] (behaviour knobs; their flags are in `cli`), [`server`] (HTTP
+//! pipeline and endpoints), [`provision`] (provision model, validation, progression, paging),
+//! [`state`] (shared state and the public snapshot types), [`ratelimit`] (sliding windows),
+//! [`crypto`] (RSA).
 
-pub mod crypto;
-pub mod options;
-pub mod provision;
-pub mod ratelimit;
-pub mod server;
-pub mod state;
+mod crypto;
+pub(crate) mod options;
+mod provision;
+mod ratelimit;
+mod server;
+mod state;
 
 #[cfg(test)]
 mod tests;
@@ -25,6 +26,9 @@ use tokio::task::JoinHandle;
 
 pub use crypto::CryptoError;
 pub use options::SimOptions;
+// The provision command's tests check the bodies it builds against the simulator's parser.
+#[cfg(test)]
+pub(crate) use provision::parse_create_body;
 #[cfg(test)]
 use state::{SimProvision, SimStats};
 

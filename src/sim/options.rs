@@ -1,5 +1,5 @@
-//! Simulator behaviour knobs: the `bunq-onboard simulate` flags (also used in-process by
-//! `provision --simulate`) and the small value types they parse into.
+//! Simulator behaviour knobs (the `bunq-onboard simulate` flags, defined in `cli`, and the
+//! in-process simulator of `provision --simulate`) and the small value types they parse into.
 
 use std::fmt;
 use std::str::FromStr;

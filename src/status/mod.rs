@@ -139,7 +139,8 @@ fn refuse_other_environment(rows: &[RowState], base_url: &str) -> Result<(), Sta
     })
 }
 
-/// Runs the command; the exit code is decided here, fatal errors go up as `Err` (exit 2).
+/// Runs the command to its summary (which decides the exit code); fatal errors go up as `Err`
+/// (exit 2).
 /// `connect` is called once the paths are checked and the results file is read.
 pub async fn run(
     args: StatusOptions,
