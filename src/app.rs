@@ -1,7 +1,6 @@
 //! Turns parsed arguments into a finished command: builds the client (or the in-process
 //! simulator), wires Ctrl-C, runs, prints the summary, and decides the [`Exit`] once.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -10,19 +9,15 @@ use tokio_util::sync::CancellationToken;
 use crate::bunq::{ApiKey, BunqClient, ClientConfig, ContextStore, Rates, RetryRules};
 use crate::cli::{ApiArgs, Cli, Command, ProvisionArgs, completions, load_api_key};
 use crate::exit::Exit;
-use crate::input::ERROR_FILE_COLUMNS;
-use crate::lock::{lock_input, lock_results};
-use crate::paths::{PathUse, check_distinct, check_ours_or_absent};
-use crate::provision::{self, ProvisionOptions};
-use crate::report::{Summary, shell_quote};
+use crate::provision;
+use crate::report::Summary;
 use crate::sim::{SimOptions, Simulator};
-use crate::spool::{self, InputKind, SpoolError};
 
 /// Runs the parsed command line to its end; the error case is fatal ([`Exit::Fatal`]).
 pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Provision(args) => provision(*args).await,
-        Command::Validate(args) => validate(args).await,
+        Command::Validate(args) => crate::validate::run(args.options(), wait_for_signal).await,
         Command::Status(args) => {
             let (api, rates, retry) = (args.api.clone(), args.rates(), args.retry());
             let connect = async move || Ok(connect(&api, false, rates, retry).await?.0);
@@ -200,196 +195,36 @@ pub async fn connect(
     Ok((Arc::new(client), simulator))
 }
 
-/// An existing `--errors` file is replaced only when it is an error file (ours), never, say,
-/// another users CSV.
-fn check_error_file_target(errors: Option<&Path>) -> Result<(), crate::paths::ForeignFile> {
-    match errors {
-        Some(errors) => {
-            check_ours_or_absent("--errors", errors, "an error file", &ERROR_FILE_COLUMNS)
-        }
-        None => Ok(()),
-    }
-}
-
-/// `<input stem>.results.csv` beside the input.
-pub fn default_results_path(input: &Path) -> PathBuf {
-    crate::paths::beside(input, "results.csv")
-}
-
-/// `validate`: the check runs on a blocking thread. Standard input or a FIFO is copied first;
-/// only then are signals taken over, so Ctrl-C on a plain file stops it as it always did.
-async fn validate(args: crate::cli::ValidateArgs) -> anyhow::Result<Exit> {
-    let mut args = args.options();
-    let mut uses = vec![PathUse::read("the input", &args.input)];
-    if let Some(errors) = &args.errors {
-        uses.push(PathUse::write("--errors", errors));
-    }
-    check_distinct(&uses)?;
-    check_error_file_target(args.errors.as_deref())?;
-    let input = match spool::prepare(&args.input, wait_for_signal()).await {
-        Ok(input) => input,
-        Err(stopped @ SpoolError::Interrupted { .. }) => {
-            crate::output::stderr_line(&stopped.to_string());
-            return Ok(Exit::Interrupted);
-        }
-        Err(e) => return Err(e.into()),
-    };
-    args.input = input.path.clone();
-    args.input_options.shown_as = Some(input.shown_as.clone());
-    let check = tokio::task::spawn_blocking(move || crate::validate::run_validate(&args));
-    let summary = if input.kind.is_read_once() {
-        // The copy must not outlive the command, even when a signal ends it.
-        tokio::select! {
-            summary = check => summary??,
-            () = wait_for_signal() => {
-                drop(input);
-                crate::output::stderr_line("interrupted");
-                Exit::Interrupted.exit_now();
-            }
-        }
-    } else {
-        check.await??
-    };
-    Ok(if summary.invalid == 0 {
-        Exit::Ok
-    } else {
-        Exit::RowsFailed
-    })
-}
-
+/// `provision`: signals drain from the very start (one during registration lets the context
+/// file be written whole, and the run then stops before its first row); the simulator of
+/// `--simulate` lives until the run is summed up.
 async fn provision(args: ProvisionArgs) -> anyhow::Result<Exit> {
-    // Signals drain from the very start: one during registration lets the context file be
-    // written whole, and the engine then stops before its first row.
     let interrupt = interrupt_on_signals();
-    let input_kind = InputKind::of(&args.input);
-    if input_kind.is_read_once() && args.results.is_none() {
-        anyhow::bail!(
-            "{} can be read only once, so there is no file to put the results beside: pass --results PATH (and the same --results when you feed the input again to continue)",
-            match input_kind {
-                InputKind::StandardInput => "standard input (-)".to_string(),
-                _ => format!("{} (not a regular file)", args.input.display()),
-            }
-        );
-    }
-    let results = args
-        .results
-        .clone()
-        .unwrap_or_else(|| default_results_path(&args.input));
+    let results = args.results_path()?;
     // A dry run without a key still validates and builds the payloads; it just cannot look
     // anything up at bunq.
     let need_client = !args.dry_run
         || args.simulate
         || args.api.api_key_file.is_some()
         || std::env::var_os("BUNQ_API_KEY").is_some();
-    // A dry run reads the results file and writes its own file beside it.
-    let dry_run_file = args.dry_run.then(|| provision::dry_run_path(&results));
-    // Defaults first: when two writes clash, the message blames the later one.
-    let mut uses = vec![PathUse::read("the input", &args.input)];
-    if need_client && !args.simulate {
-        uses.push(PathUse::write("--context", &args.api.context));
-    }
-    match &dry_run_file {
-        Some(dry_run_file) => {
-            uses.push(PathUse::read("--results", &results));
-            uses.push(PathUse::write("the dry-run file", dry_run_file));
-        }
-        None => uses.push(PathUse::write("--results", &results)),
-    }
-    if let Some(errors) = &args.errors {
-        uses.push(PathUse::write("--errors", errors));
-    }
-    if let Some(key_file) = &args.api.api_key_file {
-        uses.push(PathUse::read("--api-key-file", key_file));
-    }
-    check_distinct(&uses)?;
-    check_error_file_target(args.errors.as_deref())?;
-    if let Some(dry_run_file) = &dry_run_file {
-        check_ours_or_absent(
-            "the dry-run file",
-            dry_run_file,
-            "a dry-run results file",
-            &crate::ledger::HEADER,
-        )?;
-    }
-    // Held until this function returns: the run, compaction and the summary included.
-    let _lock = lock_results(dry_run_file.as_deref().unwrap_or(&results))?;
-    let input = match spool::prepare(&args.input, interrupt.cancelled()).await {
-        Ok(input) => input,
-        Err(stopped @ SpoolError::Interrupted { .. }) => {
-            crate::output::stderr_line(&stopped.to_string());
-            return Ok(Exit::Interrupted);
-        }
-        Err(e) => return Err(e.into()),
+    let job = provision::Job {
+        options: args.options(results),
+        context_file: (need_client && !args.simulate).then(|| args.api.context.clone()),
+        api_key_file: args.api.api_key_file.clone(),
     };
-    // A dry run sends nothing; a real one is the only run over this input (a spooled copy is
-    // private to this run anyway).
-    let _input_lock = if args.dry_run || input.kind.is_read_once() {
-        None
-    } else {
-        lock_input(&input.path)?
-    };
-    let mut input_options = args.input_options.options();
-    input_options.shown_as = Some(input.shown_as.clone());
-    let (client, simulator) = if need_client {
-        let rates = Rates {
-            posts: args.rate,
-            gets: args.lookup_rate,
-            puts: None,
-        };
-        let retry = RetryRules {
-            max_attempts: args.max_attempts,
-            backoff: args.backoff.backoff(),
-        };
-        let (client, simulator) = connect(&args.api, args.simulate, rates, retry).await?;
-        (Some(client), simulator)
-    } else {
-        (None, None)
-    };
-    let options = ProvisionOptions {
-        input: input.path.clone(),
-        input_options,
-        results: results.clone(),
-        errors: args.errors.clone(),
-        excel_safe: args.excel_safe,
-        body_format: args.api.body_format,
-        concurrency: usize::from(args.concurrency.concurrency),
-        max_errors: args.max_errors,
-        quiet: args.progress.quiet,
-        dry_run: args.dry_run,
-        show_payloads: args.show_payloads,
-        rerun_command: rerun_command(&results, input.kind),
-    };
-    let summary = provision::run(client, options, interrupt).await?;
-    drop(input);
+    let mut simulator = None;
+    let (rates, retry) = (args.rates(), args.retry());
+    let connect = need_client.then_some(async || {
+        let (client, started) = connect(&args.api, args.simulate, rates, retry).await?;
+        simulator = started;
+        Ok(client)
+    });
+    let summary = provision::run(job, connect, interrupt).await;
     if let Some(simulator) = simulator {
         simulator.shutdown().await;
     }
-    print_summary(&summary, args.json, args.progress.quiet)
-}
-
-/// The same command line with `--results` spelled out, so a rerun always finds the file.
-/// The API key is never on the command line, so echoing it is safe. An input that could be
-/// read only once gets a shell comment saying it must be given again.
-fn rerun_command(results: &Path, input: InputKind) -> String {
-    let mut words = vec!["bunq-onboard".to_string()];
-    let args = std::env::args().skip(1);
-    let mut has_results = false;
-    for arg in args {
-        if arg == "--results" || arg.starts_with("--results=") {
-            has_results = true;
-        }
-        words.push(shell_quote(&arg));
+    match summary? {
+        Some(summary) => print_summary(&summary, args.json, args.progress.quiet),
+        None => Ok(Exit::Interrupted),
     }
-    if !has_results {
-        words.push("--results".into());
-        words.push(shell_quote(&results.to_string_lossy()));
-    }
-    match input {
-        InputKind::RegularFile => {}
-        InputKind::StandardInput => {
-            words.push("# feed the same users on standard input again".into());
-        }
-        InputKind::Stream => words.push("# give the same input again: it was a pipe".into()),
-    }
-    words.join(" ")
 }

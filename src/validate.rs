@@ -1,11 +1,17 @@
 //! `bunq-onboard validate`: checks a whole users CSV without any request or key, prints the
 //! problems grouped by rule, and optionally writes the error file.
 
+use std::future::Future;
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::input::{ErrorFileWriter, InputError, InputOptions, RuleCount, UserReader};
+use crate::exit::Exit;
+use crate::input::{
+    ErrorFileWriter, InputError, InputOptions, RuleCount, UserReader, check_error_file_target,
+};
+use crate::paths::{PathUse, check_distinct};
 use crate::problems::ProblemGroups;
+use crate::spool::{self, SpoolError};
 
 /// What `validate` does, from its command line.
 #[derive(Debug, Clone)]
@@ -39,6 +45,50 @@ pub struct ValidateSummary {
     pub by_rule: Vec<RuleCount>,
     /// The error file written, if any.
     pub errors_file: Option<PathBuf>,
+}
+
+/// Runs the command: the check runs on a blocking thread, its report on stdout; exit 0 when
+/// every row is valid. Standard input or a FIFO is copied first; `next_signal` (Ctrl-C,
+/// SIGTERM, SIGHUP from then on) is only listened to after that, so Ctrl-C on a plain file
+/// stops the check as it always did, and a copy never outlives the command.
+pub async fn run<F: Future<Output = ()>>(
+    mut args: ValidateOptions,
+    next_signal: impl Fn() -> F,
+) -> anyhow::Result<Exit> {
+    let mut uses = vec![PathUse::read("the input", &args.input)];
+    if let Some(errors) = &args.errors {
+        uses.push(PathUse::write("--errors", errors));
+    }
+    check_distinct(&uses)?;
+    check_error_file_target(args.errors.as_deref())?;
+    let input = match spool::prepare(&args.input, next_signal()).await {
+        Ok(input) => input,
+        Err(stopped @ SpoolError::Interrupted { .. }) => {
+            crate::output::stderr_line(&stopped.to_string());
+            return Ok(Exit::Interrupted);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    args.input = input.path.clone();
+    args.input_options.shown_as = Some(input.shown_as.clone());
+    let check = tokio::task::spawn_blocking(move || run_validate(&args));
+    let summary = if input.kind.is_read_once() {
+        tokio::select! {
+            summary = check => summary??,
+            () = next_signal() => {
+                drop(input);
+                crate::output::stderr_line("interrupted");
+                Exit::Interrupted.exit_now();
+            }
+        }
+    } else {
+        check.await??
+    };
+    Ok(if summary.invalid == 0 {
+        Exit::Ok
+    } else {
+        Exit::RowsFailed
+    })
 }
 
 /// Runs the command, printing to stdout.

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{ApiArgs, BackoffArgs, ConcurrencyArgs, InputArgs, QuietArgs};
+use crate::bunq::{Rates, RetryRules};
+use crate::provision::ProvisionOptions;
+use crate::spool::InputKind;
 use crate::values::parse_rate;
 
 #[derive(Debug, Clone, Args)]
@@ -87,4 +90,58 @@ pub struct ProvisionArgs {
 
     #[command(flatten)]
     pub api: ApiArgs,
+}
+
+impl ProvisionArgs {
+    /// `--results`, or `<input stem>.results.csv` beside the input; an input readable only
+    /// once has nothing to put it beside, so it needs `--results`.
+    pub(crate) fn results_path(&self) -> anyhow::Result<PathBuf> {
+        if let Some(results) = &self.results {
+            return Ok(results.clone());
+        }
+        let kind = InputKind::of(&self.input);
+        if kind.is_read_once() {
+            anyhow::bail!(
+                "{} can be read only once, so there is no file to put the results beside: pass --results PATH (and the same --results when you feed the input again to continue)",
+                match kind {
+                    InputKind::StandardInput => "standard input (-)".to_string(),
+                    _ => format!("{} (not a regular file)", self.input.display()),
+                }
+            );
+        }
+        Ok(crate::paths::beside(&self.input, "results.csv"))
+    }
+
+    /// The run's options, with the input as given and `results` from [`Self::results_path`].
+    pub(crate) fn options(&self, results: PathBuf) -> ProvisionOptions {
+        ProvisionOptions {
+            input: self.input.clone(),
+            input_options: self.input_options.options(),
+            results,
+            errors: self.errors.clone(),
+            excel_safe: self.excel_safe,
+            body_format: self.api.body_format,
+            concurrency: usize::from(self.concurrency.concurrency),
+            max_errors: self.max_errors,
+            quiet: self.progress.quiet,
+            dry_run: self.dry_run,
+            show_payloads: self.show_payloads,
+        }
+    }
+
+    /// POSTs at --rate, lookups at --lookup-rate.
+    pub(crate) fn rates(&self) -> Rates {
+        Rates {
+            posts: self.rate,
+            gets: self.lookup_rate,
+            puts: None,
+        }
+    }
+
+    pub(crate) fn retry(&self) -> RetryRules {
+        RetryRules {
+            max_attempts: self.max_attempts,
+            backoff: self.backoff.backoff(),
+        }
+    }
 }

@@ -148,6 +148,20 @@ impl ErrorFileWriter {
     }
 }
 
+/// An existing `--errors` file is replaced only when it is an error file (ours), never, say,
+/// another users CSV.
+pub fn check_error_file_target(errors: Option<&Path>) -> Result<(), crate::paths::ForeignFile> {
+    match errors {
+        Some(errors) => crate::paths::check_ours_or_absent(
+            "--errors",
+            errors,
+            "an error file",
+            &ERROR_FILE_COLUMNS,
+        ),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

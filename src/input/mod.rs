@@ -51,7 +51,7 @@ use crate::problems::{ProblemExample, ProblemGroup};
 
 pub(crate) use dialect::parse_delimiter_arg;
 pub(crate) use dialect::sniff_delimiter;
-pub use excel::{ERROR_FILE_COLUMNS, ErrorFileWriter, excel_escape, excel_unescape};
+pub use excel::{ErrorFileWriter, check_error_file_target, excel_escape, excel_unescape};
 pub use reader::UserReader;
 pub(crate) use unique::{pointer_fingerprint, uuid_fingerprint};
 pub use validate::DuplicateRecord;

@@ -1,7 +1,12 @@
-//! The batch engine: streams the input through validation, skips what is done, reconciles
-//! what is unknown, provisions the rest through a bounded concurrent stream, and hands every
-//! outcome to the one task that owns the results file and the progress display.
+//! `bunq-onboard provision`: streams the input through validation, skips what is done,
+//! reconciles what is unknown, provisions the rest through a bounded concurrent stream, and
+//! hands every outcome to the one task that owns the results file and the progress display.
+//!
+//! Layout: [`command`] (the files, locks and connecting around a run), [`reconcile`] (bulk
+//! lookups before anything is sent), [`worker`] (one row's way), [`writer`] (the results
+//! file's one owner).
 
+mod command;
 mod reconcile;
 mod worker;
 mod writer;
@@ -20,6 +25,7 @@ use crate::bunq::{BodyFormat, BunqClient, RequestCounts};
 use crate::input::{InputError, InputOptions, InputRow, UserReader};
 use crate::ledger::{HEADER, LedgerError, LedgerWriter, ResumeIndex};
 use crate::report::RunSummary;
+pub use command::{Job, run};
 use worker::Worker;
 use writer::{Event, OutcomeWriter};
 
@@ -57,13 +63,12 @@ pub struct ProvisionOptions {
     pub quiet: bool,
     pub dry_run: bool,
     pub show_payloads: usize,
-    /// The command line that continues this job, for the summary.
-    pub rerun_command: String,
 }
 
-/// Runs one provision job. `interrupt` is cancelled by the first Ctrl-C: no new rows start,
-/// rows in flight finish, the results file is compacted, and the summary says so.
-pub async fn run(
+/// Runs one provision job over an input ready to read twice. `interrupt` is cancelled by the
+/// first Ctrl-C: no new rows start, rows in flight finish, the results file is compacted, and
+/// the summary says so.
+async fn execute(
     client: Option<Arc<BunqClient>>,
     options: ProvisionOptions,
     interrupt: CancellationToken,
@@ -233,7 +238,7 @@ pub async fn run(
         + tally.would_provision;
     let requests = worker_client.as_deref().map(|c| &c.counts);
     let count = |pick: fn(&RequestCounts) -> u64| requests.map_or(0, pick);
-    let mut summary = RunSummary {
+    let summary = RunSummary {
         rows: total_rows,
         provisioned: tally.provisioned + tally.would_provision,
         reconciled: tally.reconciled,
@@ -259,14 +264,11 @@ pub async fn run(
         dry_run: options.dry_run,
         rerun_command: None,
     };
-    if !options.dry_run && (summary.failed > 0 || summary.unfinished > 0 || interrupted) {
-        summary.rerun_command = Some(options.rerun_command.clone());
-    }
     Ok(summary)
 }
 
 /// `users.results.csv` → `users.results.dry-run.csv`.
-pub fn dry_run_path(results: &std::path::Path) -> PathBuf {
+fn dry_run_path(results: &std::path::Path) -> PathBuf {
     crate::paths::beside(results, "dry-run.csv")
 }
 
