@@ -37,6 +37,9 @@ const MAX_OWN_RENEWALS_PER_REQUEST: u32 = 3;
 /// Sends of one request rejected for its session, counting renewals by other callers.
 const MAX_SESSION_REJECTIONS_PER_REQUEST: u32 = 20;
 
+/// Sends per request unless the command line says otherwise (`--max-attempts`).
+const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
 /// How often and how patiently a request is sent again.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RetryRules {
@@ -48,7 +51,7 @@ pub(crate) struct RetryRules {
 impl Default for RetryRules {
     fn default() -> Self {
         Self {
-            max_attempts: 5,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
             backoff: Backoff::default(),
         }
     }
@@ -249,7 +252,12 @@ impl BunqClient {
         C: FnMut() -> CF,
         CF: Future<Output = Check<S>>,
     {
-        let max_attempts = self.rules.max_attempts.max(1);
+        let max_attempts = match kind {
+            // Connecting is not a row's request: it keeps the default patience, whatever
+            // --max-attempts says about rows.
+            Kind::Bootstrap => self.rules.max_attempts.max(DEFAULT_MAX_ATTEMPTS),
+            _ => self.rules.max_attempts.max(1),
+        };
         let pacer = self.pacer(kind);
         let mut attempts = 0u32;
         let mut rate_limited_in_a_row = 0u32;
