@@ -311,21 +311,22 @@ impl BunqClient {
                 return (Ending::Abandoned, attempts);
             }
 
-            let (token, generation) = match auth {
-                Auth::Installation => (self.session.installation_token().to_string(), 0),
-                Auth::Session => {
-                    if self.session.needs_renewal().await {
-                        let (_, seen) = self.session.current().await;
-                        match self.open_session(seen).await {
-                            Ok(opened) => own_renewals += u32::from(opened),
-                            Err(e) => return (no_session(e), attempts),
-                        }
-                    }
-                    self.session.current().await
+            if auth == Auth::Session && self.session.needs_renewal().await {
+                let (_, seen) = self.session.current().await;
+                match self.open_session(seen).await {
+                    Ok(opened) => own_renewals += u32::from(opened),
+                    Err(e) => return (no_session(e), attempts),
                 }
-            };
+            }
 
             let slot = pacer.acquire().await;
+            // The token is taken after the wait for the pacer, not before: other requests may
+            // have used up or replaced the session meanwhile, and a stale token is a wasted
+            // send that comes back as a session rejection.
+            let (token, generation) = match auth {
+                Auth::Installation => (self.session.installation_token().to_string(), 0),
+                Auth::Session => self.session.current().await,
+            };
             attempts += 1;
             if attempts > 1 {
                 self.counts.retries.fetch_add(1, Ordering::Relaxed);

@@ -326,6 +326,36 @@ fn regression_request_rejected_again_after_a_session_renewal_is_retried_not_fail
     assert_eq!(stats["installations"], 1, "{stats}");
 }
 
+/// Bug: the request policy took the session token before waiting for its pacer slot. While
+/// it waited, the requests ahead of it used the session up and renewed it, so it sent a token
+/// that was already dead: a refused send, a renewal attempt and another wait, for nearly every
+/// request (23 refusals for 12 expired sessions here; twice the run time). Taken after the
+/// wait, the only refused send per expired session is the one that finds it expired. The
+/// slots are a second apart, far more than one request to a local simulator takes.
+#[test]
+fn regression_session_token_taken_before_the_pacer_wait_is_dead_when_sent() {
+    let sim = Sim::start(&[
+        NO_DUPLICATE_CHECK[0],
+        NO_DUPLICATE_CHECK[1],
+        "--expire-session-after",
+        "1",
+        "--no-rate-limits",
+    ]);
+    let work = Workdir::new();
+    work.write("users.csv", &users_csv(6));
+    let output = work.provision(&sim, "users.csv", &["--rate", "1", "--concurrency", "2"]);
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    assert_all_provisioned_exactly_once(&work, &sim, 6);
+    let stats = sim.stats();
+    let refused = stats["unauthorized"].as_u64().unwrap();
+    let expired = stats["sessions_expired"].as_u64().unwrap();
+    assert!(expired >= 6, "every POST used a session up: {stats}");
+    assert_eq!(
+        refused, expired,
+        "a send with a session token already dead when it was taken: {stats}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Response signatures
 
