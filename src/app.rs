@@ -19,18 +19,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Provision(args) => provision(*args).await,
         Command::Validate(args) => crate::validate::run(args.options(), wait_for_signal).await,
         Command::Status(args) => {
-            let (api, rates, retry) = (args.api.clone(), args.rates(), args.retry());
-            let connect = async move || Ok(connect(&api, false, rates, retry).await?.0);
             let interrupt = interrupt_on_signals();
+            let (api, requests) = (args.api.clone(), (args.rates(), args.retry()));
+            let stop = interrupt.clone();
+            let connect = async move || Ok(connect(&api, false, requests, stop).await?.0);
             let options = args.options();
             let summary =
                 crate::status::run(options, args.api.destination(), connect, interrupt).await?;
             print_summary(&summary, args.json, args.progress.quiet)
         }
         Command::Cancel(args) => {
-            let (api, rates, retry) = (args.api.clone(), args.rates(), args.retry());
-            let connect = async move || Ok(connect(&api, false, rates, retry).await?.0);
             let interrupt = interrupt_on_signals();
+            let (api, requests) = (args.api.clone(), (args.rates(), args.retry()));
+            let stop = interrupt.clone();
+            let connect = async move || Ok(connect(&api, false, requests, stop).await?.0);
             let options = args.options();
             let summary =
                 crate::cancel::run(options, args.api.destination(), connect, interrupt).await?;
@@ -149,13 +151,14 @@ impl Signals {
     }
 }
 
-/// Connects to bunq (or starts the simulator for `--simulate`). Returns the simulator too, so
-/// it lives as long as the run.
+/// Connects to bunq (or starts the simulator for `--simulate`) with the command's pace and
+/// retry rules; `stop` (the run's interrupt) gives up a session being opened. Returns the
+/// simulator too, so it lives as long as the run.
 pub async fn connect(
     api: &ApiArgs,
     simulate: bool,
-    rates: Rates,
-    retry: RetryRules,
+    (rates, retry): (Rates, RetryRules),
+    stop: CancellationToken,
 ) -> anyhow::Result<(Arc<BunqClient>, Option<Simulator>)> {
     let (base_url, key, store, simulator) = if simulate {
         let simulator = Simulator::start(
@@ -189,6 +192,7 @@ pub async fn connect(
     config.session_min_interval = api.session_min_interval;
     config.rates = rates;
     config.retry = retry;
+    config.stop = stop;
     let client = BunqClient::connect(config)
         .await
         .context("connecting to bunq")?;
@@ -213,9 +217,9 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<Exit> {
         api_key_file: args.api.api_key_file.clone(),
     };
     let mut simulator = None;
-    let (rates, retry) = (args.rates(), args.retry());
+    let (requests, stop) = ((args.rates(), args.retry()), interrupt.clone());
     let connect = need_client.then_some(async || {
-        let (client, started) = connect(&args.api, args.simulate, rates, retry).await?;
+        let (client, started) = connect(&args.api, args.simulate, requests, stop).await?;
         simulator = started;
         Ok(client)
     });

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use reqwest::{Method, Url};
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::context::{ContextError, ContextStore, StoredContext};
@@ -89,6 +90,9 @@ pub struct ClientConfig {
     pub rates: Rates,
     /// Attempts and backoff of every request.
     pub retry: RetryRules,
+    /// Cancelled when the run stops (Ctrl-C): a session being opened mid-run is given up
+    /// (registering in `connect` always finishes).
+    pub stop: CancellationToken,
 }
 
 impl ClientConfig {
@@ -105,6 +109,7 @@ impl ClientConfig {
             permitted_ips: vec!["*".to_string()],
             rates: Rates::default(),
             retry: RetryRules::default(),
+            stop: CancellationToken::new(),
         }
     }
 }
@@ -133,6 +138,8 @@ pub struct BunqClient {
     pub(super) session: Session,
     pub(super) pacers: Pacers,
     pub(super) rules: RetryRules,
+    /// Cancelled when the run stops: see [`ClientConfig::stop`].
+    pub(super) stop: CancellationToken,
     /// Requests sent, by kind, for the summaries.
     pub(crate) counts: RequestCounts,
 }
@@ -181,7 +188,7 @@ impl BunqClient {
         };
         let server_key = ServerKey::from_pem(&stored.server_public_key_pem)?;
         let has_device = stored.device_id.is_some();
-        let client = BunqClient {
+        let mut client = BunqClient {
             provision_url: transport.url("partner-user-provision"),
             transport,
             api_key: config.api_key,
@@ -195,6 +202,9 @@ impl BunqClient {
             ),
             pacers: Pacers::new(config.rates),
             rules: config.retry,
+            // Not yet: a signal during registration lets it finish, so the context file is
+            // written whole and the run then stops before its first row.
+            stop: CancellationToken::new(),
             counts: RequestCounts::default(),
         };
         if !has_device {
@@ -214,6 +224,7 @@ impl BunqClient {
         } else {
             debug!("reusing the stored session");
         }
+        client.stop = config.stop;
         Ok(client)
     }
 
@@ -255,20 +266,32 @@ impl BunqClient {
     /// `POST /session-server` (docs/protocol.md §4.3), unless another caller already replaced
     /// the session of `seen_generation`. True when this call opened the session.
     pub(super) async fn open_session(&self, seen_generation: u64) -> Result<bool, CallError> {
-        let Some(renewal) = self.session.begin_renewal(seen_generation).await else {
+        let Some(renewal) = self.session.begin_renewal(seen_generation).await? else {
             return Ok(false);
         };
         let body = serde_json::to_vec(&json!({ "secret": self.api_key.expose() }))
             .expect("json serialises");
-        let envelope = self.with_installation_token("session-server", body).await?;
-        let token = envelope
-            .item("Token")
-            .and_then(|t| t.get("token"))
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                CallError::UnexpectedBody("session-server answered without a Token".into())
-            })?
-            .to_string();
+        let answer = self
+            .with_installation_token("session-server", body)
+            .await
+            .and_then(|envelope| {
+                let token = envelope
+                    .item("Token")
+                    .and_then(|t| t.get("token"))
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        CallError::UnexpectedBody("session-server answered without a Token".into())
+                    })?
+                    .to_string();
+                Ok((envelope, token))
+            });
+        let (envelope, token) = match answer {
+            Ok(answer) => answer,
+            Err(error) => {
+                self.session.renewal_failed(renewal, &error);
+                return Err(error);
+            }
+        };
         // The partner is a UserCompany; the timeout lives on the user object
         // (docs/protocol.md §4.3).
         let user = [

@@ -51,6 +51,10 @@ pub enum CallError {
     UnexpectedBody(String),
     #[error("could not sign the request: {0}")]
     Signing(#[from] super::signing::SigningError),
+    /// No session to send with: opening one failed a moment ago, and session-server is not
+    /// asked again so soon. Nothing was sent.
+    #[error("{0}")]
+    NoSession(String),
 }
 
 impl CallError {
@@ -63,7 +67,9 @@ impl CallError {
             Disposition::Retryable
         };
         match self {
-            CallError::NotSent(_) | CallError::RateLimited { .. } => Disposition::Retryable,
+            CallError::NotSent(_) | CallError::RateLimited { .. } | CallError::NoSession(_) => {
+                Disposition::Retryable
+            }
             CallError::MaybeSent(_)
             | CallError::BadResponseSignature(_)
             | CallError::UnexpectedBody(_) => ambiguous_if_post,

@@ -33,6 +33,8 @@ pub const DEFAULT_GET_RATE: f64 = 1.0 / STATED_LIMIT_MARGIN;
 /// Default pace of provision PUTs (`cancel`, `status --reset-expired`): bunq's documented
 /// 2 per 3 s (docs/protocol.md §9), with the margin.
 pub const DEFAULT_PUT_RATE: f64 = 2.0 / 3.0 / STATED_LIMIT_MARGIN;
+/// The slowest spacing a 429 without a readable limit can push a pacer to.
+const SLOWEST_GUESS: Duration = Duration::from_secs(30);
 /// How many recent send times are kept to emulate bunq's window; a stated limit with more
 /// calls per window than this is enforced by spacing alone.
 const RECENT_SLOTS: usize = 1024;
@@ -230,7 +232,13 @@ impl Pacer {
                 state.interval = state.interval.max(learned);
             }
             None => {
-                let slower = (state.interval * 2).max(Duration::from_millis(100));
+                // Never slower than bunq's slowest documented window (session-server: 1 per
+                // 30 s), unless the operator's own rate is: twenty unreadable 429s in a row
+                // used to double the spacing to hours.
+                let slowest = SLOWEST_GUESS.max(state.cap_interval);
+                let slower = (state.interval * 2)
+                    .max(Duration::from_millis(100))
+                    .min(slowest);
                 state.interval = slower;
                 let pause_until = Instant::now() + slower;
                 state.next_slot = state.next_slot.max(pause_until);
@@ -362,5 +370,20 @@ mod tests {
             pacer.on_success();
         }
         assert_eq!(pacer.current_interval(), Duration::from_millis(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn regression_unreadable_429s_doubled_the_spacing_to_hours() {
+        let pacer = Pacer::new(None);
+        for _ in 0..40 {
+            pacer.on_rate_limited(None);
+        }
+        assert_eq!(pacer.current_interval(), SLOWEST_GUESS);
+        // An operator's rate slower than the guess stays the floor.
+        let slow = Pacer::new(Some(1.0 / 120.0));
+        for _ in 0..40 {
+            slow.on_rate_limited(None);
+        }
+        assert_eq!(slow.current_interval(), Duration::from_secs(120));
     }
 }

@@ -15,7 +15,12 @@
 //!   took effect ends there;
 //! - a refusal ([`Disposition::Permanent`]) ends the request, unless the caller says the
 //!   refusal may mean an earlier send took effect (a duplicate external_uuid, a second cancel),
-//!   which is checked the same way.
+//!   which is checked the same way;
+//! - a write whose run is stopping (Ctrl-C) starts no new send: it is abandoned, once any
+//!   pending check has run, and the next run settles it. Reads run to their end.
+//!
+//! When opening a session fails, the requests that need one fail at once for a while instead
+//! of each asking session-server again (see `session::RENEWAL_RETRY_AFTER`).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -304,22 +309,38 @@ impl BunqClient {
             if attempts >= max_attempts {
                 return failed(last_error, attempts);
             }
-            if let Some(settle) = &settle
-                && settle.stop.is_cancelled()
-                && attempts > 0
-            {
-                return (Ending::Abandoned, attempts);
-            }
-
-            if auth == Auth::Session && self.session.needs_renewal().await {
-                let (_, seen) = self.session.current().await;
-                match self.open_session(seen).await {
-                    Ok(opened) => own_renewals += u32::from(opened),
-                    Err(e) => return (no_session(e), attempts),
+            // A session if the current one is gone or nearly so, then a slot of the pacer.
+            let ready = async {
+                if auth == Auth::Session && self.session.needs_renewal().await {
+                    let (_, seen) = self.session.current().await;
+                    own_renewals += u32::from(self.open_session(seen).await?);
                 }
-            }
-
-            let slot = pacer.acquire().await;
+                Ok::<_, CallError>(pacer.acquire().await)
+            };
+            // A write waiting here has nothing on the wire and bunq's state is settled (any
+            // check came first), so a stop abandons it; the next run looks the row up. A renewal
+            // in progress is dropped with it: a session bunq opened and we never used harms
+            // nothing.
+            let ready = match &settle {
+                Some(settle) => tokio::select! {
+                    // Checked first: after a stop no new send starts.
+                    biased;
+                    () = settle.stop.cancelled() => return (Ending::Abandoned, attempts),
+                    ready = ready => ready,
+                },
+                // Opening a session is given up when the run stops: the request that needed
+                // it ends without a send, instead of a Ctrl-C waiting on session-server.
+                None if kind == Kind::Bootstrap => tokio::select! {
+                    biased;
+                    () = self.stop.cancelled() => return (no_session(stopping()), attempts),
+                    ready = ready => ready,
+                },
+                None => ready.await,
+            };
+            let slot = match ready {
+                Ok(slot) => slot,
+                Err(e) => return (no_session(e), attempts),
+            };
             // The token is taken after the wait for the pacer, not before: other requests may
             // have used up or replaced the session meanwhile, and a stale token is a wasted
             // send that comes back as a session rejection.
@@ -420,10 +441,23 @@ impl BunqClient {
                         }
                     }
                 }
+                None if kind == Kind::Bootstrap => {
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = self.stop.cancelled() => {
+                            return (no_session(stopping()), attempts);
+                        }
+                    }
+                }
                 None => tokio::time::sleep(delay).await,
             }
         }
     }
+}
+
+/// Why a session was not opened: the run is stopping.
+fn stopping() -> CallError {
+    CallError::NoSession("the run is stopping; no session was opened".into())
 }
 
 /// Ends a write whose last answer was unclear or a refusal that may hide an effect: the check

@@ -6,15 +6,21 @@
 
 use std::sync::Mutex as StdMutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
 use super::context::{ContextError, ContextStore, StoredContext, StoredSession, unix_now};
+use super::error::CallError;
 use super::signing::{ClientKey, ServerKey};
 
 /// Renew this long before the computed expiry, as the SDKs do (docs/protocol.md §4.5).
 const SESSION_EXPIRY_MARGIN_SECS: u64 = 30;
+/// After a failed attempt to open a session, how long the requests that need one fail at once
+/// instead of each asking session-server again: during an outage every waiting row would
+/// otherwise spend its own retries there (minutes each at session-server's 1 per 30 s), and a
+/// Ctrl-C would wait for all of them.
+const RENEWAL_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// A session token with the generation it belongs to.
 struct Token {
@@ -37,11 +43,21 @@ pub(crate) struct Session {
     proven_generation: AtomicU64,
     /// Least time between two session-server calls (bunq: 1 per 30 s, docs/protocol.md §9.1).
     min_interval: Duration,
+    /// The last failed attempt to replace the session of a generation.
+    last_failure: StdMutex<Option<RenewalFailure>>,
+}
+
+struct RenewalFailure {
+    generation: u64,
+    at: Instant,
+    error: String,
 }
 
 /// The right to open the next session, held by one caller at a time.
 pub(crate) struct Renewal<'a> {
     _only_one: tokio::sync::MutexGuard<'a, ()>,
+    /// The generation of the session being replaced.
+    generation: u64,
 }
 
 impl Session {
@@ -74,6 +90,7 @@ impl Session {
             renewal: tokio::sync::Mutex::new(()),
             proven_generation: AtomicU64::new(0),
             min_interval,
+            last_failure: StdMutex::new(None),
         }
     }
 
@@ -126,14 +143,34 @@ impl Session {
 
     /// The right to open a new session, unless another caller already replaced the one seen
     /// (`seen_generation`): renewal is single-flight. Waits out the session-server limit
-    /// instead of hammering it (docs/protocol.md §9.1, §4.5).
-    pub(crate) async fn begin_renewal(&self, seen_generation: u64) -> Option<Renewal<'_>> {
+    /// instead of hammering it (docs/protocol.md §9.1, §4.5). An error, at once, when replacing
+    /// this session failed less than [`RENEWAL_RETRY_AFTER`] ago.
+    pub(crate) async fn begin_renewal(
+        &self,
+        seen_generation: u64,
+    ) -> Result<Option<Renewal<'_>>, CallError> {
         let guard = self.renewal.lock().await;
-        {
+        let generation = {
             let token = self.token.read().await;
             if token.generation != seen_generation && !token.value.is_empty() {
-                return None;
+                return Ok(None);
             }
+            token.generation
+        };
+        if let Some(failure) = self
+            .last_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|f| f.generation == generation && f.at.elapsed() < RENEWAL_RETRY_AFTER)
+        {
+            return Err(CallError::NoSession(format!(
+                "opening a bunq session failed {} s ago ({}); session-server is asked again \
+                 {} s after that",
+                failure.at.elapsed().as_secs(),
+                failure.error,
+                RENEWAL_RETRY_AFTER.as_secs()
+            )));
         }
         let last_created = self.stored().session.as_ref().map(|s| s.created_at);
         if let Some(last) = last_created {
@@ -148,7 +185,19 @@ impl Session {
                 tokio::time::sleep(wait).await;
             }
         }
-        Some(Renewal { _only_one: guard })
+        Ok(Some(Renewal {
+            _only_one: guard,
+            generation,
+        }))
+    }
+
+    /// Opening the session failed: the callers that need one fail at once for a while.
+    pub(crate) fn renewal_failed(&self, renewal: Renewal<'_>, error: &CallError) {
+        *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(RenewalFailure {
+            generation: renewal.generation,
+            at: Instant::now(),
+            error: error.to_string(),
+        });
     }
 
     /// Installs the session bunq just opened and saves it to the context file.

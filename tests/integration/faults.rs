@@ -452,3 +452,72 @@ fn first_ctrl_c_stops_the_retries_of_rows_in_flight() {
     }
     assert_eq!(sim.stat("provisions_created"), 0);
 }
+
+/// bunq went away while sessions kept expiring, and the operator pressed Ctrl-C (SIGTERM
+/// here). Every row waiting for a session used to retry session-server in turn at its learned
+/// 1-per-30-s pace, so the run took minutes to stop; now opening a session is given up on the
+/// stop, writes waiting for one are abandoned (the next run looks them up), and the run ends
+/// with 130 and every row it recorded intact.
+#[test]
+fn regression_sigterm_waited_minutes_for_session_renewals_after_bunq_went_away() {
+    let sim = Sim::start(&[
+        NO_DUPLICATE_CHECK[0],
+        NO_DUPLICATE_CHECK[1],
+        "--expire-session-after",
+        "3",
+    ]);
+    let work = Workdir::new();
+    work.write("users.csv", &users_csv(200));
+    let mut child = work
+        .provision_command(
+            &sim,
+            "users.csv",
+            &[
+                "--request-timeout",
+                "2s",
+                "--rate",
+                "0",
+                "--lookup-rate",
+                "0",
+                "--concurrency",
+                "8",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until session-server has turned a renewal away (its limit is 1 per 30 s), so the
+    // client's session pacer knows that pace, then take bunq away.
+    let deadline = std::time::Instant::now() + run_timeout();
+    while sim.stats()["rate_limited_by_endpoint"]["POST session-server"]
+        .as_u64()
+        .unwrap_or(0)
+        == 0
+        && std::time::Instant::now() < deadline
+        && child.try_wait().unwrap().is_none()
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(sim);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Fails (the harness's deadline) when the run keeps retrying session-server.
+    let output = wait_with_timeout(child);
+    assert_eq!(code(&output), 130, "{}", text(&output));
+    for row in work.results() {
+        assert!(
+            matches!(row["status"].as_str(), "provisioned" | "pending" | "failed"),
+            "{row:?}"
+        );
+        if row["status"] == "provisioned" {
+            assert!(!row["provision_id"].is_empty(), "{row:?}");
+        }
+    }
+}
