@@ -19,23 +19,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Provision(args) => provision(*args).await,
         Command::Validate(args) => crate::validate::run(args.options(), wait_for_signal).await,
         Command::Status(args) => {
-            let interrupt = interrupt_on_signals();
-            let (api, requests) = (args.api.clone(), (args.rates(), args.retry()));
-            let stop = interrupt.clone();
-            let connect = async move || Ok(connect(&api, false, requests, stop).await?.0);
-            let options = args.options();
+            let (interrupt, connect) = connector(&args.api, (args.rates(), args.retry()));
             let summary =
-                crate::status::run(options, args.api.destination(), connect, interrupt).await?;
+                crate::status::run(args.options(), args.api.destination(), connect, interrupt)
+                    .await?;
             print_summary(&summary, args.json, args.progress.quiet)
         }
         Command::Cancel(args) => {
-            let interrupt = interrupt_on_signals();
-            let (api, requests) = (args.api.clone(), (args.rates(), args.retry()));
-            let stop = interrupt.clone();
-            let connect = async move || Ok(connect(&api, false, requests, stop).await?.0);
-            let options = args.options();
+            let (interrupt, connect) = connector(&args.api, (args.rates(), args.retry()));
             let summary =
-                crate::cancel::run(options, args.api.destination(), connect, interrupt).await?;
+                crate::cancel::run(args.options(), args.api.destination(), connect, interrupt)
+                    .await?;
             print_summary(&summary, args.json, args.progress.quiet)
         }
         Command::Simulate(args) => {
@@ -149,6 +143,21 @@ impl Signals {
         }
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// The run's interrupt (see [`interrupt_on_signals`]) and a connector to the bunq the flags
+/// name, for a command that decides itself when to connect (`status`, `cancel`).
+fn connector(
+    api: &ApiArgs,
+    requests: (Rates, RetryRules),
+) -> (
+    CancellationToken,
+    impl AsyncFnOnce() -> anyhow::Result<Arc<BunqClient>> + use<>,
+) {
+    let interrupt = interrupt_on_signals();
+    let (api, stop) = (api.clone(), interrupt.clone());
+    let connect = async move || Ok(connect(&api, false, requests, stop).await?.0);
+    (interrupt, connect)
 }
 
 /// Connects to bunq (or starts the simulator for `--simulate`) with the command's pace and
