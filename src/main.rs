@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         .with_target(false)
         .init();
     // The client commands run on one thread. A provision run's CPU is its rows' RSA
-    // signatures, which were already made on one thread (the engine's stream of rows is one
+    // signatures, which were already made on one thread (provision's stream of rows is one
     // future); worker threads only added a cross-thread wake-up for every hand-over between
     // that stream, the results writer and the HTTP connections (bench/results.md, CPU per row).
     // The simulator answers many clients at once and keeps a worker per core.

@@ -1,8 +1,8 @@
-//! Typed errors of the bunq client and how the batch engine should treat each one.
+//! Typed errors of the bunq client and how the request policy treats each one.
 
 use std::time::Duration;
 
-/// How the engine must react to a failed call (docs/protocol.md §8.3).
+/// How the request policy reacts to a failed call (docs/protocol.md §8.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
     /// bunq did not act on the request (429, 491, 5xx on a read, connection refused):
@@ -99,7 +99,7 @@ impl CallError {
     }
 
     /// True for a 400 saying the `external_uuid` already exists. bunq does not document this
-    /// answer (docs/protocol.md §13), so the engine looks the row up instead of failing it.
+    /// answer (docs/protocol.md §13), so `provision` looks the row up instead of failing it.
     pub fn is_duplicate_external_uuid(&self) -> bool {
         match self {
             CallError::Status {

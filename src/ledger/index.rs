@@ -156,7 +156,7 @@ impl ResumeIndex {
         };
         index.torn_tail = torn_tail;
         // Only rows holding a provision matter: every other row is looked up at bunq before
-        // it is sent, whatever the file says of it (see `engine`).
+        // it is sent, whatever the file says of it (see `provision`).
         let mut provisioned = Vec::new();
         let mut cancelled = Vec::new();
         let mut record = csv::StringRecord::new();

@@ -1,4 +1,4 @@
-//! One row's way through the engine: skip, reconcile, or provision with retries, ending in
+//! One row's way through a provision run: skip, reconcile, or provision with retries, ending in
 //! exactly one outcome event.
 
 use std::sync::Arc;
