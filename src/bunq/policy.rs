@@ -284,6 +284,13 @@ impl BunqClient {
             let text = format!("could not open a bunq session: {error}");
             Ending::Failed { error, text }
         };
+        // A write left without a session because the run stops (its renewal is given up on the
+        // stop) is abandoned like one waiting for its turn: bunq acted on nothing, and the next
+        // run settles it. Recording it failed would blame bunq for the operator's Ctrl-C.
+        let no_session_for = |settle: &Option<Settle<'_, C>>, error: CallError| match settle {
+            Some(settle) if settle.stop.is_cancelled() => Ending::Abandoned,
+            _ => no_session(error),
+        };
         loop {
             if check_before_sending && let Some(settle) = &mut settle {
                 check_before_sending = false;
@@ -339,7 +346,7 @@ impl BunqClient {
             };
             let slot = match ready {
                 Ok(slot) => slot,
-                Err(e) => return (no_session(e), attempts),
+                Err(e) => return (no_session_for(&settle, e), attempts),
             };
             // The token is taken after the wait for the pacer, not before: other requests may
             // have used up or replaced the session meanwhile, and a stale token is a wasted
@@ -377,7 +384,7 @@ impl BunqClient {
                     let proven = self.session.is_proven(generation);
                     match self.open_session(generation).await {
                         Ok(opened) => own_renewals += u32::from(opened && !proven),
-                        Err(e) => return (no_session(e), attempts),
+                        Err(e) => return (no_session_for(&settle, e), attempts),
                     }
                     // bunq acted on nothing it refused to authenticate.
                     attempts -= 1;

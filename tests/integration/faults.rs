@@ -521,3 +521,64 @@ fn regression_sigterm_waited_minutes_for_session_renewals_after_bunq_went_away()
         }
     }
 }
+
+/// A POST on the wire when the operator pressed Ctrl-C (SIGTERM here) came back 401 (its
+/// session had died) while session-server was holding renewals back. The stop gives the
+/// renewal up, and the row was then recorded `failed` ("could not open a bunq session: the run
+/// is stopping"), as were the rows queued behind that renewal: bunq acted on none of them, so
+/// they stay `pending`, as rows waiting for a session do, and the next run settles them.
+#[test]
+fn regression_rows_waiting_for_a_renewal_a_stop_gave_up_were_recorded_failed() {
+    // Each session serves three requests; session-server allows one session per 30 s, so the
+    // first renewal is turned away and waits out that pace.
+    let sim = Sim::start(&[
+        NO_DUPLICATE_CHECK[0],
+        NO_DUPLICATE_CHECK[1],
+        "--expire-session-after",
+        "3",
+    ]);
+    let work = Workdir::new();
+    work.write("users.csv", &users_csv(50));
+    let mut child = work
+        .provision_command(
+            &sim,
+            "users.csv",
+            &["--rate", "0", "--lookup-rate", "0", "--concurrency", "4"],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + run_timeout();
+    while sim.stats()["rate_limited_by_endpoint"]["POST session-server"]
+        .as_u64()
+        .unwrap_or(0)
+        == 0
+        && std::time::Instant::now() < deadline
+        && child.try_wait().unwrap().is_none()
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let output = wait_with_timeout(child);
+    assert_eq!(code(&output), 130, "{}", text(&output));
+    let rows = work.results();
+    assert!(
+        rows.iter().any(|row| row["status"] == "pending"),
+        "rows were waiting for the session: {rows:?}\n{}",
+        text(&output)
+    );
+    for row in &rows {
+        assert!(
+            matches!(row["status"].as_str(), "provisioned" | "pending"),
+            "{row:?}\n{}",
+            text(&output)
+        );
+    }
+}
