@@ -266,7 +266,11 @@ impl BunqClient {
     /// `POST /session-server` (docs/protocol.md §4.3), unless another caller already replaced
     /// the session of `seen_generation`. True when this call opened the session.
     pub(super) async fn open_session(&self, seen_generation: u64) -> Result<bool, CallError> {
-        let Some(renewal) = self.session.begin_renewal(seen_generation).await? else {
+        let Some(renewal) = self
+            .session
+            .begin_renewal(seen_generation, &self.stop)
+            .await?
+        else {
             return Ok(false);
         };
         let body = serde_json::to_vec(&json!({ "secret": self.api_key.expose() }))

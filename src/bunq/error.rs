@@ -51,8 +51,8 @@ pub enum CallError {
     UnexpectedBody(String),
     #[error("could not sign the request: {0}")]
     Signing(#[from] super::signing::SigningError),
-    /// No session to send with: opening one failed a moment ago, and session-server is not
-    /// asked again so soon. Nothing was sent.
+    /// No session to send with: opening one failed, also when asked again, or the run is
+    /// stopping. Nothing was sent.
     #[error("{0}")]
     NoSession(String),
 }
@@ -96,6 +96,11 @@ impl CallError {
             }
             _ => false,
         }
+    }
+
+    /// No session was opened because the run is stopping (Ctrl-C).
+    pub(crate) fn run_stopping() -> CallError {
+        CallError::NoSession("the run is stopping; no session was opened".into())
     }
 
     /// True for a 400 saying the `external_uuid` already exists. bunq does not document this

@@ -233,9 +233,11 @@ impl Pacer {
             }
             None => {
                 // Never slower than bunq's slowest documented window (session-server: 1 per
-                // 30 s), unless the operator's own rate is: twenty unreadable 429s in a row
-                // used to double the spacing to hours.
-                let slowest = SLOWEST_GUESS.max(state.cap_interval);
+                // 30 s), unless the operator's own rate or a limit bunq stated is: twenty
+                // unreadable 429s in a row used to double the spacing to hours.
+                let slowest = SLOWEST_GUESS
+                    .max(state.cap_interval)
+                    .max(state.learned_interval.unwrap_or_default());
                 let slower = (state.interval * 2)
                     .max(Duration::from_millis(100))
                     .min(slowest);

@@ -17,10 +17,11 @@
 //!   refusal may mean an earlier send took effect (a duplicate external_uuid, a second cancel),
 //!   which is checked the same way;
 //! - a write whose run is stopping (Ctrl-C) starts no new send: it is abandoned, once any
-//!   pending check has run, and the next run settles it. Reads run to their end.
+//!   pending check has run, and the next run settles it. Reads are sent to their end, but no
+//!   new session is opened for one.
 //!
-//! When opening a session fails, the requests that need one fail at once for a while instead
-//! of each asking session-server again (see `session::RENEWAL_RETRY_AFTER`).
+//! When opening a session fails, the requests that need one wait until session-server is asked
+//! again, instead of each asking it in turn (see `session::RENEWAL_RETRY_AFTER`).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -339,7 +340,7 @@ impl BunqClient {
                 // it ends without a send, instead of a Ctrl-C waiting on session-server.
                 None if kind == Kind::Bootstrap => tokio::select! {
                     biased;
-                    () = self.stop.cancelled() => return (no_session(stopping()), attempts),
+                    () = self.stop.cancelled() => return (no_session(CallError::run_stopping()), attempts),
                     ready = ready => ready,
                 },
                 None => ready.await,
@@ -452,7 +453,7 @@ impl BunqClient {
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         () = self.stop.cancelled() => {
-                            return (no_session(stopping()), attempts);
+                            return (no_session(CallError::run_stopping()), attempts);
                         }
                     }
                 }
@@ -460,11 +461,6 @@ impl BunqClient {
             }
         }
     }
-}
-
-/// Why a session was not opened: the run is stopping.
-fn stopping() -> CallError {
-    CallError::NoSession("the run is stopping; no session was opened".into())
 }
 
 /// Ends a write whose last answer was unclear or a refusal that may hide an effect: the check

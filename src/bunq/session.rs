@@ -6,7 +6,10 @@
 
 use std::sync::Mutex as StdMutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use tracing::{info, warn};
 
@@ -16,10 +19,9 @@ use super::signing::{ClientKey, ServerKey};
 
 /// Renew this long before the computed expiry, as the SDKs do (docs/protocol.md §4.5).
 const SESSION_EXPIRY_MARGIN_SECS: u64 = 30;
-/// After a failed attempt to open a session, how long the requests that need one fail at once
-/// instead of each asking session-server again: during an outage every waiting row would
-/// otherwise spend its own retries there (minutes each at session-server's 1 per 30 s), and a
-/// Ctrl-C would wait for all of them.
+/// After a failed attempt to open a session (its retries spent), how long the requests that
+/// need one wait before one of them asks session-server again: during an outage every waiting
+/// row would otherwise spend its own retries there, one after the other.
 const RENEWAL_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// A session token with the generation it belongs to.
@@ -143,55 +145,76 @@ impl Session {
 
     /// The right to open a new session, unless another caller already replaced the one seen
     /// (`seen_generation`): renewal is single-flight. Waits out the session-server limit
-    /// instead of hammering it (docs/protocol.md §9.1, §4.5). An error, at once, when replacing
-    /// this session failed less than [`RENEWAL_RETRY_AFTER`] ago.
+    /// instead of hammering it (docs/protocol.md §9.1, §4.5). After a failed attempt, callers
+    /// wait until [`RENEWAL_RETRY_AFTER`] has passed and one of them asks again; a caller fails
+    /// only when an attempt made while it waited failed too, so an outage costs at most the
+    /// rows in flight per attempt, not the rest of the file. `stop` ends the wait.
     pub(crate) async fn begin_renewal(
         &self,
         seen_generation: u64,
+        stop: &CancellationToken,
     ) -> Result<Option<Renewal<'_>>, CallError> {
-        let guard = self.renewal.lock().await;
-        let generation = {
-            let token = self.token.read().await;
-            if token.generation != seen_generation && !token.value.is_empty() {
-                return Ok(None);
+        // The failed attempt this caller waited out, if it had to wait.
+        let mut waited_out: Option<Instant> = None;
+        loop {
+            let guard = self.renewal.lock().await;
+            let generation = {
+                let token = self.token.read().await;
+                if token.generation != seen_generation && !token.value.is_empty() {
+                    return Ok(None);
+                }
+                token.generation
+            };
+            let failure = self
+                .last_failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .filter(|f| f.generation == generation)
+                .map(|f| (f.at, f.error.clone()));
+            if let Some((at, error)) = failure {
+                if waited_out.is_some_and(|waited| at > waited) {
+                    return Err(CallError::NoSession(format!(
+                        "opening a bunq session failed, and again when asked {} s later ({error})",
+                        RENEWAL_RETRY_AFTER.as_secs()
+                    )));
+                }
+                let retry_at = at + RENEWAL_RETRY_AFTER;
+                if Instant::now() < retry_at {
+                    drop(guard);
+                    waited_out = Some(at);
+                    info!(
+                        "opening a bunq session failed ({error}); asking session-server again in {} s",
+                        retry_at.saturating_duration_since(Instant::now()).as_secs()
+                    );
+                    tokio::select! {
+                        () = tokio::time::sleep_until(retry_at) => {}
+                        () = stop.cancelled() => return Err(CallError::run_stopping()),
+                    }
+                    continue;
+                }
             }
-            token.generation
-        };
-        if let Some(failure) = self
-            .last_failure
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .filter(|f| f.generation == generation && f.at.elapsed() < RENEWAL_RETRY_AFTER)
-        {
-            return Err(CallError::NoSession(format!(
-                "opening a bunq session failed {} s ago ({}); session-server is asked again \
-                 {} s after that",
-                failure.at.elapsed().as_secs(),
-                failure.error,
-                RENEWAL_RETRY_AFTER.as_secs()
-            )));
-        }
-        let last_created = self.stored().session.as_ref().map(|s| s.created_at);
-        if let Some(last) = last_created {
-            let earliest = last.saturating_add(self.min_interval.as_secs());
-            let now = unix_now();
-            if earliest > now && !self.min_interval.is_zero() {
-                let wait = Duration::from_secs(earliest - now);
-                info!(
-                    wait_secs = wait.as_secs(),
-                    "waiting for bunq's session-server limit before renewing"
-                );
-                tokio::time::sleep(wait).await;
+            let last_created = self.stored().session.as_ref().map(|s| s.created_at);
+            if let Some(last) = last_created {
+                let earliest = last.saturating_add(self.min_interval.as_secs());
+                let now = unix_now();
+                if earliest > now && !self.min_interval.is_zero() {
+                    let wait = Duration::from_secs(earliest - now);
+                    info!(
+                        wait_secs = wait.as_secs(),
+                        "waiting for bunq's session-server limit before renewing"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
             }
+            return Ok(Some(Renewal {
+                _only_one: guard,
+                generation,
+            }));
         }
-        Ok(Some(Renewal {
-            _only_one: guard,
-            generation,
-        }))
     }
 
-    /// Opening the session failed: the callers that need one fail at once for a while.
+    /// Opening the session failed: the callers that need one wait before asking again.
     pub(crate) fn renewal_failed(&self, renewal: Renewal<'_>, error: &CallError) {
         *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(RenewalFailure {
             generation: renewal.generation,
@@ -228,5 +251,68 @@ impl Session {
             warn!("the new session could not be saved to the context file: {e}");
         }
         info!(timeout_secs, "opened a bunq session");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Session {
+        let client_key = ClientKey::generate().unwrap();
+        let server_key = ServerKey::from_pem(&client_key.public_key_pem().unwrap()).unwrap();
+        let stored = StoredContext::new(
+            "http://127.0.0.1:1/v1",
+            "sha256:test".into(),
+            client_key.private_key_pem().unwrap(),
+            "installation-token".into(),
+            client_key.public_key_pem().unwrap(),
+        );
+        Session::new(
+            ContextStore::InMemory,
+            stored,
+            client_key,
+            server_key,
+            Duration::ZERO,
+        )
+    }
+
+    /// A short session-server outage used to fail every row that needed a session for 30 s,
+    /// the rest of the file racing through in that time. Now a caller waits for the next
+    /// attempt, and fails only when that attempt fails too.
+    #[tokio::test(start_paused = true)]
+    async fn regression_one_failed_renewal_failed_every_row_for_30_s() {
+        let session = session();
+        let never = CancellationToken::new();
+        let first = session.begin_renewal(0, &never).await.unwrap().unwrap();
+        session.renewal_failed(first, &CallError::NotSent("connection refused".into()));
+
+        // The next caller waits out the pause, then may ask again.
+        let started = Instant::now();
+        let again = session.begin_renewal(0, &never).await.unwrap();
+        assert!(again.is_some());
+        assert_eq!(started.elapsed(), RENEWAL_RETRY_AFTER);
+
+        // A caller that waits out a failure gives up when the attempt made meanwhile fails
+        // too, with its reason.
+        session.renewal_failed(again.unwrap(), &CallError::NotSent("refused".into()));
+        let waiting = async { session.begin_renewal(0, &never).await.map(|r| r.is_some()) };
+        let failing = async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            *session.last_failure.lock().unwrap() = Some(RenewalFailure {
+                generation: 0,
+                at: Instant::now(),
+                error: "still refused".into(),
+            });
+        };
+        let (waited, ()) = tokio::join!(waiting, failing);
+        let error = waited.unwrap_err().to_string();
+        assert!(error.contains("still refused"), "{error}");
+
+        // A stop ends the wait at once.
+        let stop = CancellationToken::new();
+        stop.cancel();
+        let stopped = session.begin_renewal(0, &stop).await;
+        assert!(matches!(stopped, Err(CallError::NoSession(_))));
     }
 }
