@@ -1,7 +1,7 @@
 //! Exactly once under faults, crashes and Ctrl-C: whatever happens, every valid row ends
 //! `provisioned` with the simulator's id, and the simulator holds one provision per uuid.
 
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::support::*;
@@ -453,6 +453,42 @@ fn first_ctrl_c_stops_the_retries_of_rows_in_flight() {
     assert_eq!(sim.stat("provisions_created"), 0);
 }
 
+/// A provision run of `rows` users against a simulator whose sessions die after a few
+/// requests (`--expire-session-after`), spawned with its output captured.
+fn spawn_run_losing_its_sessions(work: &Workdir, sim: &Sim, rows: usize, extra: &[&str]) -> Child {
+    work.write("users.csv", &users_csv(rows));
+    work.provision_command(sim, "users.csv", extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until session-server has turned a renewal away (its 1-per-30-s limit), so renewals
+/// are being held back, or the run ended.
+fn wait_for_a_held_back_renewal(sim: &Sim, child: &mut Child) {
+    let deadline = std::time::Instant::now() + run_timeout();
+    while sim.stats()["rate_limited_by_endpoint"]["POST session-server"]
+        .as_u64()
+        .unwrap_or(0)
+        == 0
+        && std::time::Instant::now() < deadline
+        && child.try_wait().unwrap().is_none()
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn send_sigterm(child: &Child) {
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
 /// bunq went away while sessions kept expiring, and the operator pressed Ctrl-C (SIGTERM
 /// here). Every row waiting for a session used to retry session-server in turn at its learned
 /// 1-per-30-s pace, so the run took minutes to stop; now opening a session is given up on the
@@ -467,47 +503,22 @@ fn regression_sigterm_waited_minutes_for_session_renewals_after_bunq_went_away()
         "3",
     ]);
     let work = Workdir::new();
-    work.write("users.csv", &users_csv(200));
-    let mut child = work
-        .provision_command(
-            &sim,
-            "users.csv",
-            &[
-                "--request-timeout",
-                "2s",
-                "--rate",
-                "0",
-                "--lookup-rate",
-                "0",
-                "--concurrency",
-                "8",
-            ],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until session-server has turned a renewal away (its limit is 1 per 30 s), so the
-    // client's session pacer knows that pace, then take bunq away.
-    let deadline = std::time::Instant::now() + run_timeout();
-    while sim.stats()["rate_limited_by_endpoint"]["POST session-server"]
-        .as_u64()
-        .unwrap_or(0)
-        == 0
-        && std::time::Instant::now() < deadline
-        && child.try_wait().unwrap().is_none()
-    {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let extra = [
+        "--request-timeout",
+        "2s",
+        "--rate",
+        "0",
+        "--lookup-rate",
+        "0",
+        "--concurrency",
+        "8",
+    ];
+    let mut child = spawn_run_losing_its_sessions(&work, &sim, 200, &extra);
+    wait_for_a_held_back_renewal(&sim, &mut child);
+    // Then take bunq away.
     drop(sim);
     std::thread::sleep(Duration::from_millis(500));
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    send_sigterm(&child);
     // Fails (the harness's deadline) when the run keeps retrying session-server.
     let output = wait_with_timeout(child);
     assert_eq!(code(&output), 130, "{}", text(&output));
@@ -529,8 +540,6 @@ fn regression_sigterm_waited_minutes_for_session_renewals_after_bunq_went_away()
 /// they stay `pending`, as rows waiting for a session do, and the next run settles them.
 #[test]
 fn regression_rows_waiting_for_a_renewal_a_stop_gave_up_were_recorded_failed() {
-    // Each session serves three requests; session-server allows one session per 30 s, so the
-    // first renewal is turned away and waits out that pace.
     let sim = Sim::start(&[
         NO_DUPLICATE_CHECK[0],
         NO_DUPLICATE_CHECK[1],
@@ -538,34 +547,10 @@ fn regression_rows_waiting_for_a_renewal_a_stop_gave_up_were_recorded_failed() {
         "3",
     ]);
     let work = Workdir::new();
-    work.write("users.csv", &users_csv(50));
-    let mut child = work
-        .provision_command(
-            &sim,
-            "users.csv",
-            &["--rate", "0", "--lookup-rate", "0", "--concurrency", "4"],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + run_timeout();
-    while sim.stats()["rate_limited_by_endpoint"]["POST session-server"]
-        .as_u64()
-        .unwrap_or(0)
-        == 0
-        && std::time::Instant::now() < deadline
-        && child.try_wait().unwrap().is_none()
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let extra = ["--rate", "0", "--lookup-rate", "0", "--concurrency", "4"];
+    let mut child = spawn_run_losing_its_sessions(&work, &sim, 50, &extra);
+    wait_for_a_held_back_renewal(&sim, &mut child);
+    send_sigterm(&child);
     let output = wait_with_timeout(child);
     assert_eq!(code(&output), 130, "{}", text(&output));
     let rows = work.results();
