@@ -1,7 +1,7 @@
 //! Exactly once under faults, crashes and Ctrl-C: whatever happens, every valid row ends
 //! `provisioned` with the simulator's id, and the simulator holds one provision per uuid.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use crate::support::*;
@@ -231,11 +231,7 @@ fn ctrl_c_in_the_middle_exits_130_with_a_compacted_file_and_a_rerun_finishes() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    send_signal(&child, "-INT");
     let output = wait_with_timeout(child);
     assert_eq!(code(&output), 130, "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -312,15 +308,8 @@ fn second_ctrl_c_exits_at_once_and_the_next_run_reconciles_the_rest() {
     while pending_rows() < 4 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let pid = child.id().to_string();
     for _ in 0..2 {
-        assert!(
-            Command::new("kill")
-                .args(["-INT", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        send_signal(&child, "-INT");
         std::thread::sleep(Duration::from_millis(30));
     }
     let output = wait_with_timeout(child);
@@ -436,13 +425,7 @@ fn first_ctrl_c_stops_the_retries_of_rows_in_flight() {
     {
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    send_signal(&child, "-INT");
     let output = wait_with_timeout(child);
     assert_eq!(code(&output), 130, "{}", text(&output));
     let rows = work.results();
@@ -479,16 +462,6 @@ fn wait_for_a_held_back_renewal(sim: &Sim, child: &mut Child) {
     }
 }
 
-fn send_sigterm(child: &Child) {
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-}
-
 /// bunq went away while sessions kept expiring, and the operator pressed Ctrl-C (SIGTERM
 /// here). Every row waiting for a session used to retry session-server in turn at its learned
 /// 1-per-30-s pace, so the run took minutes to stop; now opening a session is given up on the
@@ -518,7 +491,7 @@ fn regression_sigterm_waited_minutes_for_session_renewals_after_bunq_went_away()
     // Then take bunq away.
     drop(sim);
     std::thread::sleep(Duration::from_millis(500));
-    send_sigterm(&child);
+    send_signal(&child, "-TERM");
     // Fails (the harness's deadline) when the run keeps retrying session-server.
     let output = wait_with_timeout(child);
     assert_eq!(code(&output), 130, "{}", text(&output));
@@ -550,7 +523,7 @@ fn regression_rows_waiting_for_a_renewal_a_stop_gave_up_were_recorded_failed() {
     let extra = ["--rate", "0", "--lookup-rate", "0", "--concurrency", "4"];
     let mut child = spawn_run_losing_its_sessions(&work, &sim, 50, &extra);
     wait_for_a_held_back_renewal(&sim, &mut child);
-    send_sigterm(&child);
+    send_signal(&child, "-TERM");
     let output = wait_with_timeout(child);
     assert_eq!(code(&output), 130, "{}", text(&output));
     let rows = work.results();

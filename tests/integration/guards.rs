@@ -389,11 +389,7 @@ fn regression_a_signal_during_key_generation_killed_the_run_instead_of_draining_
         std::thread::sleep(Duration::from_millis(2));
     }
     assert!(lock.exists(), "the run never took its lock");
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    send_signal(&child, "-TERM");
     let output = wait_with_timeout(child);
     assert_eq!(code(&output), 130, "{}", text(&output));
     assert_eq!(sim.stat("provision_posts"), 0);

@@ -459,11 +459,7 @@ fn ctrl_c_mid_cancel_exits_130_with_a_compacted_file_and_a_rerun_finishes() {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let signal = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(signal.success());
+    send_signal(&child, "-INT");
     let output = child.wait_with_output().unwrap();
     assert_eq!(code(&output), 130, "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -70,14 +70,6 @@ fn wait_or_fail(child: &mut Child, limit: Duration, what: &str) -> i32 {
     }
 }
 
-fn send_signal(child: &Child, signal: &str) {
-    let status = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {signal}");
-}
-
 /// Waits until the results file shows `rows` provisioned rows.
 fn wait_for_provisioned(work: &Workdir, rows: usize) {
     let results = work.path("results.csv");

@@ -319,11 +319,7 @@ fn status_ctrl_c_during_watch_exits_130_with_a_complete_status_file() {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    send_signal(&child, "-INT");
     let output = wait_with_timeout(child);
     assert_eq!(code(&output), 130, "{}", text(&output));
     assert!(text(&output).contains("10 pending"), "{}", text(&output));

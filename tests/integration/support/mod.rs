@@ -202,6 +202,16 @@ impl Drop for Sim {
     }
 }
 
+/// Sends `signal` (`-INT`, `-TERM`, `-HUP`) to a running child, as an operator's Ctrl-C,
+/// `kill` or closed terminal would.
+pub fn send_signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal}");
+}
+
 /// A scratch folder with the files of one test.
 pub struct Workdir {
     pub dir: tempfile::TempDir,
