@@ -16,9 +16,9 @@
 //! - a refusal ([`Disposition::Permanent`]) ends the request, unless the caller says the
 //!   refusal may mean an earlier send took effect (a duplicate external_uuid, a second cancel),
 //!   which is checked the same way;
-//! - a write whose run is stopping (Ctrl-C) starts no new send: it is abandoned, once any
-//!   pending check has run, and the next run settles it. Reads are sent to their end, but no
-//!   new session is opened for one.
+//! - a write whose run is stopping (Ctrl-C) is not sent again: it is abandoned, once any
+//!   pending check has run, and the next run settles it (its first attempt still goes out).
+//!   No new session is opened once the run stops.
 //!
 //! When opening a session fails, the requests that need one wait until session-server is asked
 //! again, instead of each asking it in turn (see `session::RENEWAL_RETRY_AFTER`).
@@ -325,12 +325,13 @@ impl BunqClient {
                 }
                 Ok::<_, CallError>(pacer.acquire().await)
             };
-            // A write waiting here has nothing on the wire and bunq's state is settled (any
-            // check came first), so a stop abandons it; the next run looks the row up. A renewal
-            // in progress is dropped with it: a session bunq opened and we never used harms
-            // nothing.
+            // A write waiting here to be sent again has nothing on the wire and bunq's state
+            // is settled (any check came first), so a stop abandons it; the next run looks the
+            // row up. A row's first attempt still goes out, as the rows in flight finish their
+            // current attempt (unless its session is given up, below). A renewal in progress
+            // is dropped with it: a session bunq opened and we never used harms nothing.
             let ready = match &settle {
-                Some(settle) => tokio::select! {
+                Some(settle) if attempts > 0 => tokio::select! {
                     // Checked first: after a stop no new send starts.
                     biased;
                     () = settle.stop.cancelled() => return (Ending::Abandoned, attempts),
@@ -343,7 +344,7 @@ impl BunqClient {
                     () = self.stop.cancelled() => return (no_session(CallError::run_stopping()), attempts),
                     ready = ready => ready,
                 },
-                None => ready.await,
+                _ => ready.await,
             };
             let slot = match ready {
                 Ok(slot) => slot,

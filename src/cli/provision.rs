@@ -57,7 +57,7 @@ pub struct ProvisionArgs {
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
 
-    /// Stop starting new rows after N failed rows; requests on the wire finish and are recorded.
+    /// Stop starting new rows after N failed rows; rows in flight finish and are recorded.
     #[arg(long, value_name = "N")]
     pub max_errors: Option<u64>,
 

@@ -66,8 +66,8 @@ pub struct ProvisionOptions {
 }
 
 /// Runs one provision job over an input ready to read twice. `interrupt` is cancelled by the
-/// first Ctrl-C: no new rows start, requests on the wire get their answer, the results file is
-/// compacted, and the summary says so.
+/// first Ctrl-C: no new rows start, rows in flight finish their current attempt, the results
+/// file is compacted, and the summary says so.
 async fn execute(
     client: Option<Arc<BunqClient>>,
     options: ProvisionOptions,
